@@ -1,0 +1,153 @@
+"""Typed records produced by the dissectors.
+
+Every dissector is a pure function ``bytes -> record``.  The records are
+frozen dataclasses; a malformed input never raises out of a dissector but is
+described by :class:`Anomaly` entries on the record (STYLE.md, "Dissectors").
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Anomaly:
+    """A problem found while dissecting.
+
+    ``kind`` is one of: ``truncated`` (the data ends before a length says it
+    should), ``bad_length`` (a length field is impossible: too small, or
+    larger than its container), ``bad_header`` (a field has a value the
+    protocol forbids, e.g. an unknown major version), ``trailing_data`` (bytes
+    left after a structure that should have ended), ``loop`` (a payload chain
+    that does not advance).
+    """
+
+    kind: str
+    where: str  # e.g. "isakmp.payload[3](N)"
+    detail: str = ""
+
+
+# --------------------------------------------------------------- ESP / AH / NAT-T
+@dataclass(frozen=True, slots=True)
+class Esp:
+    """RFC 4303 section 2: SPI, sequence number, and what follows."""
+
+    spi: int
+    seq: int
+    payload_len: int  # bytes after SPI and sequence (IV, ciphertext, padding, ICV)
+    anomalies: tuple[Anomaly, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Ah:
+    """RFC 4302 section 2."""
+
+    next_header: int
+    payload_len: int  # the raw field: header length in 32-bit words minus 2
+    header_len: int  # bytes: (payload_len + 2) * 4
+    spi: int
+    seq: int
+    icv_len: int  # header_len - 12
+    icv: bytes
+    anomalies: tuple[Anomaly, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class NattPayload:
+    """What a UDP 4500 payload is (RFC 3948 section 2)."""
+
+    kind: str  # "keepalive" | "ike" | "esp" | "malformed"
+    offset: int  # where the IKE header or the ESP SPI starts inside the UDP payload
+    anomalies: tuple[Anomaly, ...] = ()
+
+
+# --------------------------------------------------------------- IKE (both versions)
+@dataclass(frozen=True, slots=True)
+class Attribute:
+    """An SA attribute (ISAKMP data attribute, RFC 2408 section 3.3; IKEv2
+    transform attribute, RFC 7296 section 3.3.5)."""
+
+    type: int
+    name: str  # registry name, e.g. "Encryption Algorithm", "Key Length"
+    value: int | bytes
+    value_name: str | None = None  # e.g. "AES-CBC", "MODP-2048"; None when not an enum
+
+
+@dataclass(frozen=True, slots=True)
+class Transform:
+    """IKEv1: a Transform payload with its attributes (RFC 2408 3.6, RFC 2409 App. A).
+    IKEv2: a Transform substructure (RFC 7296 3.3.2)."""
+
+    number: int  # IKEv1 transform number; IKEv2: 0
+    type: int  # IKEv2 transform type (1 ENCR, 2 PRF, 3 INTEG, 4 DH, 5 ESN); IKEv1: 0
+    type_name: str  # IKEv2 "ENCR"/"PRF"/"INTEG"/"D-H"/"ESN"/...; IKEv1 ""
+    id: int  # IKEv2 transform ID; IKEv1 transform ID (e.g. KEY_IKE = 1, ESP_AES = 12)
+    id_name: str
+    attributes: tuple[Attribute, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Proposal:
+    number: int
+    protocol: int  # 1 ISAKMP/IKE, 2 AH, 3 ESP, 4 IPCOMP (IKEv1) / FC_ESP_HEADER ...
+    protocol_name: str
+    spi: bytes
+    transforms: tuple[Transform, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TrafficSelector:
+    ts_type: int
+    ts_type_name: str
+    ip_protocol: int
+    start_port: int
+    end_port: int
+    start_addr: str
+    end_addr: str
+
+
+@dataclass(frozen=True, slots=True)
+class Payload:
+    """One payload of an IKE message.
+
+    ``type`` is the numeric payload type and ``name`` its registry name
+    (IKEv1: "SA", "KE", "ID", "CERT", "CR", "HASH", "SIG", "NONCE", "N", "D",
+    "VID", "NAT-D", "NAT-OA", ...; IKEv2: "SA", "KE", "IDi", "IDr", "CERT",
+    "CERTREQ", "AUTH", "Nonce", "N", "D", "V", "TSi", "TSr", "SK", "CP", "EAP",
+    "SKF", ...; unknown: ``unknown-<registry>-<n>``).  ``fields`` holds the
+    decoded contents; its keys per payload type are documented in
+    ``dissectors/isakmp.py`` and ``dissectors/ikev2.py``.
+    """
+
+    type: int
+    name: str
+    length: int  # the payload length field (generic header included)
+    critical: bool = False  # IKEv2 C bit
+    fields: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+
+@dataclass(frozen=True, slots=True)
+class IkeMessage:
+    """An ISAKMP/IKEv1 or IKEv2 message (RFC 2408 3.1, RFC 7296 3.1)."""
+
+    version: int  # major version: 1 or 2 (other values: whatever the header says)
+    minor_version: int
+    ispi: bytes  # 8 bytes: IKEv1 initiator cookie / IKEv2 SPIi
+    rspi: bytes  # 8 bytes
+    next_payload: int
+    exchange_type: int
+    exchange: str  # name, see dissectors.iana
+    flags: int
+    mid: int
+    length: int  # the header's length field
+    initiator_flag: bool | None  # IKEv2 I flag; None for IKEv1
+    response_flag: bool | None  # IKEv2 R flag; None for IKEv1
+    encrypted: bool  # IKEv1 E flag, or IKEv2 SK/SKF present
+    payloads: tuple[Payload, ...] = ()
+    anomalies: tuple[Anomaly, ...] = ()
+
+    @property
+    def payload_names(self) -> list[str]:
+        return [p.name for p in self.payloads]

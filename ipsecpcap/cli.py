@@ -1,0 +1,200 @@
+"""Command line: thin click commands over the library.
+
+Exit codes (also in the README):
+
+====  =====================================================================
+0     success
+1     reserved for findings at or above --fail-on (findings command)
+2     usage error (bad option or argument)
+3     input error: a capture is missing, unreadable or not a capture file
+70    internal error (a bug; run with --debug for the traceback)
+130   interrupted
+====  =====================================================================
+"""
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import traceback
+
+import click
+
+from . import __version__
+from .analysis import Analysis, analyze
+from .errors import EXIT_INTERNAL, IpsecpcapError
+from .output import FORMATS, _ts_text, dumps, output_stream, render_rows, text_table
+from .records import ExchangeRow, FlowRow, IkeSaRow, SaRow
+
+TABLES = {"exchanges": ExchangeRow, "ike": IkeSaRow, "sas": SaRow, "flows": FlowRow}
+
+
+def _fail(msg: str, code: int) -> None:
+    click.echo(f"ipsecpcap: error: {msg}", err=True)
+    sys.exit(code)
+
+
+def library_errors(fn):
+    """Map library errors to one line on stderr and the documented exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        debug = click.get_current_context().find_root().params.get("debug")
+        try:
+            return fn(*args, **kwargs)
+        except IpsecpcapError as e:
+            _fail(str(e), e.exit_code)
+        except BrokenPipeError:
+            # the reader of our output went away (e.g. `| head`): not an error
+            with _quiet():
+                sys.stdout.close()
+            sys.exit(0)
+        except KeyboardInterrupt:
+            click.echo("ipsecpcap: interrupted", err=True)
+            sys.exit(130)
+        except Exception as e:  # noqa: BLE001 - the last line of defence: no traceback for users
+            if debug:
+                traceback.print_exc()
+            first = str(e).splitlines()[0] if str(e) else ""
+            _fail(f"internal error: {type(e).__name__}: {first} (a bug; rerun with --debug and report it)",
+                  EXIT_INTERNAL)
+
+    return wrapper
+
+
+class _quiet:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return True
+
+
+def output_options(fn):
+    """The shared --format / -o options."""
+    fn = click.option("-o", "--output", "output", type=click.Path(dir_okay=False, allow_dash=True),
+                      default=None, help="Write to FILE instead of standard output.")(fn)
+    fn = click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
+                      help="Output format.")(fn)
+    return fn
+
+
+captures_arg = click.argument("captures", nargs=-1, required=True, type=click.Path(allow_dash=True))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="ipsecpcap")
+@click.option("--debug", is_flag=True, hidden=True, help="Show tracebacks of internal errors.")
+def main(debug):
+    """Forensic analysis of IPsec (IKEv1, IKEv2, ESP, AH, NAT-T) in packet captures.
+
+    CAPTURE is a pcap or pcapng file, optionally gzip-compressed, or - for
+    standard input (e.g. `tcpdump -w - | ipsecpcap sas -`).
+    """
+
+
+def _table_command(name: str, help_text: str):
+    @main.command(name, help=help_text)
+    @captures_arg
+    @output_options
+    @library_errors
+    def cmd(captures, fmt, output):
+        _check_stdin(captures)
+        result = analyze(captures)
+        rows = result.table(name)
+        with output_stream(output) as out:
+            render_rows(rows, TABLES[name].field_names(), fmt, out)
+        _warn(result)
+
+    return cmd
+
+
+_table_command("exchanges", "One row per IKE message (IKEv1 and IKEv2, UDP 500 and 4500).")
+_table_command("ike", "One row per IKE SA (SPI pair), with what the cleartext shows of its proposal.")
+_table_command("sas", "One row per ESP or AH SA direction (SPI, endpoints, packets, sequence numbers).")
+_table_command("flows", "One row per non-IPsec 5-tuple (IKE excluded), both directions, TCP state.")
+
+
+@main.command("analyze")
+@captures_arg
+@output_options
+@library_errors
+def analyze_cmd(captures, fmt, output):
+    """Summary: frame accounting, IKE SAs, SAs, flows, time span."""
+    _check_stdin(captures)
+    result = analyze(captures)
+    with output_stream(output) as out:
+        if fmt in ("json", "jsonl"):
+            out.write(dumps(result.summary(), indent=2 if fmt == "json" else None) + "\n")
+        elif fmt == "csv":
+            render_rows([{"key": k, "value": v} for k, v in _flat(result.summary())], ["key", "value"], "csv", out)
+        else:
+            out.write(summary_text(result))
+    _warn(result)
+
+
+def _flat(d: dict, prefix: str = ""):
+    for k, v in d.items():
+        if isinstance(v, dict):
+            yield from _flat(v, f"{prefix}{k}.")
+        else:
+            yield f"{prefix}{k}", v if not isinstance(v, list) else ";".join(map(str, v))
+
+
+def summary_text(result: Analysis) -> str:
+    s = result.summary()
+    acc = result.accounting
+    lines = [f"captures: {', '.join(s['captures'])}"]
+    if s["first_seen"] is not None:
+        lines.append(f"time span: {_ts_text(s['first_seen'])} .. {_ts_text(s['last_seen'])} UTC "
+                     f"({s['duration']:.3f} s)")
+    lines.append(f"frames: {acc.frames} = {acc.analysed} analysed + {acc.skipped} skipped + "
+                 f"{acc.malformed} malformed")
+    for cat, n in acc.by_category.items():
+        lines.append(f"  {cat:<52} {n:>10}")
+    if acc.reassembly.get("reassembled") or acc.reassembly.get("incomplete"):
+        lines.append(f"  IP reassembly: {acc.reassembly['reassembled']} datagrams reassembled, "
+                     f"{acc.reassembly['incomplete']} incomplete")
+    if acc.nat_keepalives:
+        lines.append(f"  NAT-T keep-alives: {acc.nat_keepalives}")
+    lines.append(f"IKE: {s['ike_messages']} messages in {s['ike_sas']} IKE SAs")
+    if result.ike:
+        rows = [[str(r.version), r.ispi, r.rspi, r.initiator or "", r.responder or "", r.mode or "",
+                 str(r.messages), r.enc or "", r.integ or "", str(r.dh_group or ""), r.auth_method or ""]
+                for r in result.ike]
+        lines.append(_indent(text_table(rows, ["v", "ispi", "rspi", "initiator", "responder", "mode", "msgs",
+                                               "enc", "integ", "dh", "auth"])))
+    lines.append(f"SAs: {s['esp_sas']} ESP ({s['esp_packets']} packets), {s['ah_sas']} AH "
+                 f"({s['ah_packets']} packets)")
+    if result.sas:
+        rows = [[r.protocol, r.spi, r.src, r.dst, "yes" if r.udp_encap else "", str(r.packets),
+                 str(r.seq_first), str(r.seq_last)] for r in result.sas[:50]]
+        lines.append(_indent(text_table(rows, ["proto", "spi", "src", "dst", "udp", "packets", "seq_first",
+                                               "seq_last"])))
+        if len(result.sas) > 50:
+            lines.append(f"  ... {len(result.sas) - 50} more (ipsecpcap sas)")
+    lines.append(f"flows: {s['flows']} non-IPsec 5-tuples")
+    for w in s["warnings"]:
+        lines.append(f"warning: {w}")
+    return "\n".join(lines) + "\n"
+
+
+def _indent(text: str) -> str:
+    return "".join("  " + line + "\n" for line in text.splitlines())
+
+
+def _check_stdin(captures) -> None:
+    if captures.count("-") > 1:
+        raise click.UsageError("standard input (-) can be given only once")
+    if "-" in captures and sys.stdin.isatty():
+        raise click.UsageError("reading a capture from standard input, but it is a terminal; "
+                               "pipe a capture in (e.g. tcpdump -w - | ipsecpcap sas -)")
+
+
+def _warn(result: Analysis) -> None:
+    for w in result.tracker.warnings:
+        click.echo(f"ipsecpcap: warning: {w}", err=True)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main(prog_name=os.path.basename(sys.argv[0]))

@@ -1,0 +1,302 @@
+"""State: the aggregating sink of the fast path, and the partial result.
+
+A :class:`Tracker` receives events from :class:`ipsecpcap.decode.Decoder` and
+keeps one small mutable list per SA direction and per flow -- never one
+record per packet -- plus the IKE messages, which are rare.  Memory grows
+with the number of SAs and flows, not with the number of packets.
+
+A tracker is the partial result of one capture (or one slice of one): two
+trackers merge with :meth:`Tracker.merge`, the earlier one first, which is
+what a parallel or distributed run does with the slices it made.  The tables
+are built from a (merged) tracker by :mod:`ipsecpcap.tables`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .dissectors.records import IkeMessage
+
+# indexes into an SA entry (a list, for cheap in-place updates in the hot path)
+SA_PACKETS, SA_BYTES, SA_FIRST_TS, SA_LAST_TS, SA_FIRST_FRAME, SA_LAST_FRAME, SA_SEQ_FIRST, \
+    SA_SEQ_LAST, SA_ENCAP, SA_FRAGMENTS, SA_INNER, SA_FIRST_CAP, SA_LAST_CAP = range(13)
+
+# indexes into a flow entry
+FL_PK_FWD, FL_PK_REV, FL_BY_FWD, FL_BY_REV, FL_FIRST_TS, FL_LAST_TS, FL_FIRST_FRAME, \
+    FL_LAST_FRAME, FL_TCP, FL_PROTECTED, FL_FIRST_CAP, FL_LAST_CAP = range(12)
+
+# TCP observations kept per flow (bits of FL_TCP)
+TCP_FIRST_SYN = 1  # the first packet seen was a SYN without ACK from the initiator
+TCP_SYN_FWD = 2  # a SYN (no ACK) from the initiator
+TCP_SYNACK_REV = 4  # a SYN-ACK from the responder
+TCP_RST_REV = 8  # a RST from the responder
+TCP_RST_FWD = 16
+TCP_FIN_FWD = 32
+TCP_FIN_REV = 64
+TCP_DATA_FWD = 128  # a packet from the initiator after the SYN-ACK (handshake completed)
+ICMP_ERROR_REV = 256  # an ICMP error came back for a packet of the initiator (e.g. port unreachable)
+
+_SYN, _ACK, _RST, _FIN = 0x02, 0x10, 0x04, 0x01
+
+IPPROTO_ESP, IPPROTO_AH, IPPROTO_TCP = 50, 51, 6
+
+
+def swap(addrs: bytes) -> bytes:
+    """Source||destination -> destination||source."""
+    h = len(addrs) >> 1
+    return addrs[h:] + addrs[:h]
+
+
+@dataclass(frozen=True, slots=True)
+class IkeEvent:
+    """One IKE message as seen on the wire (the tracker's only per-message record)."""
+
+    capture: int  # index into Tracker.captures
+    frame: int
+    ts: float
+    addrs: bytes
+    sport: int
+    dport: int
+    marker: bool  # came with the RFC 3948 non-ESP marker (UDP 4500)
+    fragments: int  # IP fragments it was reassembled from (0: not fragmented)
+    msg: IkeMessage
+
+
+class Tracker:
+    """Aggregates the decoder's events.  See the module docstring."""
+
+    def __init__(self, capture: str = "-"):
+        self.captures: list[str] = [capture]
+        self.sas: dict[tuple, list] = {}  # (proto, spi, addrs) -> SA entry
+        self.flows: dict[tuple, list] = {}  # (proto, addrs, sport, dport) initiator first -> flow entry
+        self.ike_events: list[IkeEvent] = []
+        self.keepalives: dict[tuple, list] = {}  # (addrs, sport, dport) -> [count, first_ts, last_ts]
+        self.counts: dict[str, int] = {}  # frame accounting, filled in by the decoder
+        self.reassembly: dict[str, int] = {}
+        self.frames = 0  # records in the capture(s)
+        self.first_ts: float | None = None
+        self.last_ts: float | None = None
+        self.warnings: list[str] = []
+
+    # ------------------------------------------------------------------ sink: hot path
+    def esp(self, frame, ts, addrs, spi, seq, length, encap, fragments):
+        k = (IPPROTO_ESP, spi, addrs)
+        s = self.sas.get(k)
+        if s is None:
+            self.sas[k] = [1, length, ts, ts, frame, frame, seq, seq, 1 if encap else 0, fragments, None, 0, 0]
+            return
+        s[0] += 1
+        s[1] += length
+        if ts >= s[3]:
+            s[3] = ts
+            s[5] = frame
+            s[7] = seq
+        elif ts < s[2]:
+            s[2] = ts
+            s[4] = frame
+            s[6] = seq
+        if encap:
+            s[8] += 1
+        if fragments:
+            s[9] += fragments
+
+    def ah(self, frame, ts, addrs, spi, seq, length, next_header):
+        k = (IPPROTO_AH, spi, addrs)
+        s = self.sas.get(k)
+        if s is None:
+            self.sas[k] = [1, length, ts, ts, frame, frame, seq, seq, 0, 0, {next_header: 1}, 0, 0]
+            return
+        s[0] += 1
+        s[1] += length
+        if ts >= s[3]:
+            s[3] = ts
+            s[5] = frame
+            s[7] = seq
+        elif ts < s[2]:
+            s[2] = ts
+            s[4] = frame
+            s[6] = seq
+        inner = s[10]
+        inner[next_header] = inner.get(next_header, 0) + 1
+
+    def flow(self, frame, ts, proto, addrs, sport, dport, length, tcp_flags, protected_by):
+        flows = self.flows
+        k = (proto, addrs, sport, dport)
+        f = flows.get(k)
+        if f is not None:
+            f[0] += 1
+            f[2] += length
+            if ts >= f[5]:
+                f[5] = ts
+                f[7] = frame
+            if proto == IPPROTO_TCP:
+                f[8] |= _tcp_fwd(tcp_flags, f[8])
+            return
+        rk = (proto, swap(addrs), dport, sport)
+        f = flows.get(rk)
+        if f is not None:
+            f[1] += 1
+            f[3] += length
+            if ts >= f[5]:
+                f[5] = ts
+                f[7] = frame
+            if proto == IPPROTO_TCP:
+                f[8] |= _tcp_rev(tcp_flags)
+            return
+        # a new flow: the sender is the initiator, except for a SYN-ACK, which
+        # the responder sends (the SYN was not captured)
+        if proto == IPPROTO_TCP and tcp_flags & (_SYN | _ACK) == _SYN | _ACK:
+            flows[rk] = [0, 1, 0, length, ts, ts, frame, frame, TCP_SYNACK_REV, protected_by, 0, 0]
+            return
+        bits = 0
+        if proto == IPPROTO_TCP:
+            bits = _tcp_fwd(tcp_flags, 0)
+            if tcp_flags & (_SYN | _ACK | _RST) == _SYN:
+                bits |= TCP_FIRST_SYN
+        flows[k] = [1, 0, length, 0, ts, ts, frame, frame, bits, protected_by, 0, 0]
+
+    # ------------------------------------------------------------------ sink: rare events
+    def ike(self, frame, ts, addrs, sport, dport, msg, marker, fragments):
+        self.ike_events.append(IkeEvent(0, frame, ts, addrs, sport, dport, marker, fragments, msg))
+
+    def icmp_error(self, frame, ts, addrs, proto, icmp_type, code, quoted, quoted_flow):
+        """An ICMP error quoting a packet of a known flow marks that flow."""
+        if quoted_flow is None:
+            return
+        f = self.flows.get(quoted_flow)
+        if f is not None:
+            f[8] |= ICMP_ERROR_REV
+
+    def truncated_ipsec(self, frame, ts, addrs, protocol, spi):
+        """An ESP header cut short by the snap length: counted as malformed
+        by the decoder; too little to update an SA."""
+
+    def keepalive(self, frame, ts, addrs, sport, dport):
+        k = (addrs, sport, dport)
+        e = self.keepalives.get(k)
+        if e is None:
+            self.keepalives[k] = [1, ts, ts]
+        else:
+            e[0] += 1
+            e[2] = max(e[2], ts)
+
+    # ------------------------------------------------------------------ partial results
+    def merge(self, other: "Tracker") -> "Tracker":
+        """Fold ``other`` (a later slice or capture) into this tracker."""
+        base = len(self.captures)
+        self.captures.extend(other.captures)
+        for k, o in other.sas.items():
+            o = list(o)
+            o[SA_FIRST_CAP] += base
+            o[SA_LAST_CAP] += base
+            s = self.sas.get(k)
+            if s is None:
+                self.sas[k] = o
+                continue
+            s[SA_PACKETS] += o[SA_PACKETS]
+            s[SA_BYTES] += o[SA_BYTES]
+            if o[SA_FIRST_TS] < s[SA_FIRST_TS]:
+                s[SA_FIRST_TS], s[SA_FIRST_FRAME], s[SA_SEQ_FIRST], s[SA_FIRST_CAP] = \
+                    o[SA_FIRST_TS], o[SA_FIRST_FRAME], o[SA_SEQ_FIRST], o[SA_FIRST_CAP]
+            if o[SA_LAST_TS] >= s[SA_LAST_TS]:
+                s[SA_LAST_TS], s[SA_LAST_FRAME], s[SA_SEQ_LAST], s[SA_LAST_CAP] = \
+                    o[SA_LAST_TS], o[SA_LAST_FRAME], o[SA_SEQ_LAST], o[SA_LAST_CAP]
+            s[SA_ENCAP] += o[SA_ENCAP]
+            s[SA_FRAGMENTS] += o[SA_FRAGMENTS]
+            if o[SA_INNER]:
+                inner = s[SA_INNER] if s[SA_INNER] is not None else {}
+                for nh, n in o[SA_INNER].items():
+                    inner[nh] = inner.get(nh, 0) + n
+                s[SA_INNER] = inner
+        for k, o in other.flows.items():
+            o = list(o)
+            o[FL_FIRST_CAP] += base
+            o[FL_LAST_CAP] += base
+            f = self.flows.get(k)
+            if f is not None:
+                _merge_flow(f, o, reverse=False)
+                continue
+            proto, addrs, sport, dport = k
+            rk = (proto, swap(addrs), dport, sport)
+            f = self.flows.get(rk)
+            if f is not None:
+                _merge_flow(f, o, reverse=True)
+            else:
+                self.flows[k] = o
+        for ev in other.ike_events:
+            self.ike_events.append(IkeEvent(ev.capture + base, ev.frame, ev.ts, ev.addrs, ev.sport, ev.dport,
+                                     ev.marker, ev.fragments, ev.msg))
+        for k, o in other.keepalives.items():
+            e = self.keepalives.get(k)
+            if e is None:
+                self.keepalives[k] = list(o)
+            else:
+                e[0] += o[0]
+                e[1] = min(e[1], o[1])
+                e[2] = max(e[2], o[2])
+        for table, src in ((self.counts, other.counts), (self.reassembly, other.reassembly)):
+            for k, n in src.items():
+                table[k] = table.get(k, 0) + n
+        self.frames += other.frames
+        if other.first_ts is not None:
+            self.first_ts = other.first_ts if self.first_ts is None else min(self.first_ts, other.first_ts)
+            self.last_ts = other.last_ts if self.last_ts is None else max(self.last_ts, other.last_ts)
+        self.warnings.extend(other.warnings)
+        return self
+
+
+def _tcp_fwd(flags: int, bits: int) -> int:
+    """TCP observations from a packet sent by the initiator."""
+    b = 0
+    if flags & _SYN and not flags & _ACK:
+        b |= TCP_SYN_FWD
+    if flags & _RST:
+        b |= TCP_RST_FWD
+    if flags & _FIN:
+        b |= TCP_FIN_FWD
+    if bits & TCP_SYNACK_REV and flags & _ACK:
+        b |= TCP_DATA_FWD
+    return b
+
+
+def _tcp_rev(flags: int) -> int:
+    """TCP observations from a packet sent by the responder."""
+    b = 0
+    if flags & _SYN and flags & _ACK:
+        b |= TCP_SYNACK_REV
+    if flags & _RST:
+        b |= TCP_RST_REV
+    if flags & _FIN:
+        b |= TCP_FIN_REV
+    return b
+
+
+_SWAP_BITS = ((TCP_RST_REV, TCP_RST_FWD), (TCP_FIN_REV, TCP_FIN_FWD))
+# ICMP_ERROR_REV has no forward twin: from the other end it is dropped
+
+
+def _merge_flow(f: list, o: list, reverse: bool) -> None:
+    """Merge flow entry ``o`` (later) into ``f``; ``reverse`` when ``o`` was
+    keyed from the other end."""
+    if reverse:
+        o[FL_PK_FWD], o[FL_PK_REV] = o[FL_PK_REV], o[FL_PK_FWD]
+        o[FL_BY_FWD], o[FL_BY_REV] = o[FL_BY_REV], o[FL_BY_FWD]
+        bits = o[FL_TCP]
+        swapped = 0
+        for a, b in _SWAP_BITS:
+            if bits & a:
+                swapped |= b
+            if bits & b:
+                swapped |= a
+        # a SYN-ACK the later slice saw as "from its responder" was sent by our initiator: drop it
+        o[FL_TCP] = swapped
+    else:
+        o[FL_TCP] &= ~TCP_FIRST_SYN  # only the first slice knows how the flow began
+    f[FL_PK_FWD] += o[FL_PK_FWD]
+    f[FL_PK_REV] += o[FL_PK_REV]
+    f[FL_BY_FWD] += o[FL_BY_FWD]
+    f[FL_BY_REV] += o[FL_BY_REV]
+    if o[FL_LAST_TS] >= f[FL_LAST_TS]:
+        f[FL_LAST_TS], f[FL_LAST_FRAME], f[FL_LAST_CAP] = o[FL_LAST_TS], o[FL_LAST_FRAME], o[FL_LAST_CAP]
+    if f[FL_TCP] & TCP_SYNACK_REV:
+        o[FL_TCP] |= TCP_DATA_FWD if o[FL_PK_FWD] else 0
+    f[FL_TCP] |= o[FL_TCP]

@@ -1,0 +1,86 @@
+"""The tracker as a state machine, fed with events (no capture needed)."""
+from ipsecpcap.tables import flow_table, sa_table
+from ipsecpcap.tracker import Tracker
+
+A, B = bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2])
+SYN, SYNACK, ACK, RST = 0x02, 0x12, 0x10, 0x14
+
+
+def tcp(tr, frame, src_first, flags, length=60):
+    addrs, sp, dp = (A + B, 40000, 80) if src_first else (B + A, 80, 40000)
+    tr.flow(frame, float(frame), 6, addrs, sp, dp, length, flags, None)
+
+
+def state_of(tr):
+    (row,) = flow_table(tr)
+    return row
+
+
+def test_tcp_accepted():
+    tr = Tracker("t")
+    tcp(tr, 1, True, SYN)
+    tcp(tr, 2, False, SYNACK)
+    tcp(tr, 3, True, ACK, 100)
+    r = state_of(tr)
+    assert (r.state, r.src, r.dst, r.packets_fwd, r.packets_rev, r.bytes) == ("accepted", "10.0.0.1", "10.0.0.2", 2, 1, 220)
+
+
+def test_tcp_rejected_unanswered_midstream():
+    tr = Tracker("t")
+    tcp(tr, 1, True, SYN)
+    tcp(tr, 2, False, RST)
+    assert state_of(tr).state == "rejected"
+    tr = Tracker("t")
+    tcp(tr, 1, True, SYN)
+    tcp(tr, 2, True, SYN)
+    assert state_of(tr).state == "unanswered"
+    tr = Tracker("t")
+    tcp(tr, 1, False, ACK)
+    tcp(tr, 2, True, ACK)
+    r = state_of(tr)
+    assert r.state == "midstream" and r.src == "10.0.0.2"
+
+
+def test_synack_first_makes_the_receiver_the_initiator():
+    tr = Tracker("t")
+    tcp(tr, 1, False, SYNACK)
+    r = state_of(tr)
+    assert (r.src, r.sport, r.state) == ("10.0.0.1", 40000, "midstream")
+
+
+def test_esp_aggregation_and_out_of_order_timestamps():
+    tr = Tracker("t")
+    tr.esp(1, 10.0, A + B, 0x1234, 1, 100, False, 0)
+    tr.esp(2, 12.0, A + B, 0x1234, 3, 120, True, 0)
+    tr.esp(3, 9.0, A + B, 0x1234, 0, 80, False, 0)  # an earlier timestamp arrives late
+    (r,) = sa_table(tr)
+    assert (r.spi, r.packets, r.bytes, r.udp_encap) == ("0x00001234", 3, 300, True)
+    assert (r.first_seen, r.first_frame, r.seq_first, r.last_seen, r.last_frame, r.seq_last) == (9.0, 3, 0, 12.0, 2, 3)
+
+
+def test_merge_equals_one_pass():
+    events = [(1, True, SYN), (2, False, SYNACK), (3, True, ACK), (4, False, ACK), (5, True, RST)]
+    whole = Tracker("c")
+    for f, d, fl in events:
+        tcp(whole, f, d, fl)
+    for i in range(len(events) + 1):
+        a, b = Tracker("c"), Tracker("c")
+        for f, d, fl in events[:i]:
+            tcp(a, f, d, fl)
+        for f, d, fl in events[i:]:
+            tcp(b, f, d, fl)
+        merged = a.merge(b)
+        ra, rw = state_of(merged), state_of(whole)
+        assert (ra.state, ra.src, ra.packets_fwd, ra.packets_rev, ra.last_frame) == \
+               (rw.state, rw.src, rw.packets_fwd, rw.packets_rev, rw.last_frame), i
+
+
+def test_merge_sas_across_captures():
+    a, b = Tracker("one.pcap"), Tracker("two.pcap")
+    a.esp(7, 1.0, A + B, 5, 1, 100, False, 0)
+    b.esp(3, 2.0, A + B, 5, 2, 100, False, 0)
+    b.ah(4, 2.5, B + A, 6, 1, 80, 50)
+    merged = a.merge(b)
+    esp, ah = sa_table(merged)
+    assert (esp.packets, esp.first_frame, esp.capture, esp.last_frame, esp.last_capture) == (2, 7, "one.pcap", 3, "two.pcap")
+    assert ah.protocol == "ah" and ah.next_headers == {"esp": 1} and ah.capture == "two.pcap"

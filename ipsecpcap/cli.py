@@ -26,6 +26,7 @@ from .errors import EXIT_INTERNAL, IpsecpcapError
 from .output import FORMATS, _ts_text, dumps, output_stream, render_rows, text_table
 from .records import ExchangeRow, FlowRow, IkeSaRow, SaRow
 
+SUMMARY_ROWS = 20  # rows of each table shown in the summary; the table commands show all
 TABLES = {"exchanges": ExchangeRow, "ike": IkeSaRow, "sas": SaRow, "flows": FlowRow}
 
 
@@ -161,18 +162,20 @@ def summary_text(result: Analysis) -> str:
     if result.ike:
         rows = [[str(r.version), r.ispi, r.rspi, r.initiator or "", r.responder or "", r.mode or "",
                  str(r.messages), r.enc or "", r.integ or "", str(r.dh_group or ""), r.auth_method or ""]
-                for r in result.ike]
+                for r in result.ike[:SUMMARY_ROWS]]
         lines.append(_indent(text_table(rows, ["v", "ispi", "rspi", "initiator", "responder", "mode", "msgs",
                                                "enc", "integ", "dh", "auth"])))
+        if len(result.ike) > SUMMARY_ROWS:
+            lines.append(f"  ... {len(result.ike) - SUMMARY_ROWS} more (ipsecpcap ike)")
     lines.append(f"SAs: {s['esp_sas']} ESP ({s['esp_packets']} packets), {s['ah_sas']} AH "
                  f"({s['ah_packets']} packets)")
     if result.sas:
         rows = [[r.protocol, r.spi, r.src, r.dst, "yes" if r.udp_encap else "", str(r.packets),
-                 str(r.seq_first), str(r.seq_last)] for r in result.sas[:50]]
+                 str(r.seq_first), str(r.seq_last)] for r in result.sas[:SUMMARY_ROWS]]
         lines.append(_indent(text_table(rows, ["proto", "spi", "src", "dst", "udp", "packets", "seq_first",
                                                "seq_last"])))
-        if len(result.sas) > 50:
-            lines.append(f"  ... {len(result.sas) - 50} more (ipsecpcap sas)")
+        if len(result.sas) > SUMMARY_ROWS:
+            lines.append(f"  ... {len(result.sas) - SUMMARY_ROWS} more (ipsecpcap sas)")
     lines.append(f"flows: {s['flows']} non-IPsec 5-tuples")
     for w in s["warnings"]:
         lines.append(f"warning: {w}")

@@ -8,7 +8,9 @@ dissectors (``ipsecpcap.dissectors``) through the sink.
 
 Every frame gets exactly one accounting category (see :mod:`ipsecpcap.accounting`):
 
-* ``analysed:<what>`` -- esp, ah, ike, natt-keepalive, ip-fragment, ip
+* ``analysed:<what>`` -- esp, ah (AH over anything but ESP), ah+esp, ike,
+  natt-keepalive, ip-fragment (a fragment kept for reassembly, or a later
+  fragment of a datagram not captured whole), ip (other IP traffic)
 * ``skipped:<reason>`` -- not IP (with the ethertype or link type)
 * ``malformed:<kind>:<where>`` -- kind is truncated, bad_length or bad_header
 
@@ -254,6 +256,7 @@ class Decoder:
                 end = o + 40 + plen
         tot = 40 + plen if plen else end - o
         p = o + 40
+        saw_ah = False
         # RFC 8200 section 4: walk the extension headers
         while True:
             if nh in IPV6_EXT_SIMPLE:
@@ -293,14 +296,14 @@ class Decoder:
                 if cat is not None:
                     return cat
                 # AH as an extension header: continue with what it protects
+                saw_ah = True
                 nh = buf[p]
                 protected_by = _spi_text(_u32(buf, p + 4)[0])
                 p += (buf[p + 1] + 2) * 4
             else:
                 break
-        if nh == IPPROTO_AH:  # pragma: no cover - handled in the loop
-            return "malformed:bad_header:ipv6"
-        return self.transport(nh, buf, p, end, addrs, tot, ts, frame, depth, protected_by, 0)
+        cat = self.transport(nh, buf, p, end, addrs, tot, ts, frame, depth, protected_by, 0)
+        return _under_ah(cat) if saw_ah else cat
 
     # -------------------------------------------------------------- AH
     def ah(self, buf, p, end, addrs, tot, ts, frame, depth):
@@ -377,8 +380,8 @@ class Decoder:
             # transport mode, IP in tunnel mode)
             nh = buf[p]
             hlen = (buf[p + 1] + 2) * 4
-            return self.transport(nh, buf, p + hlen, end, addrs, iplen, ts, frame, depth + 1,
-                                  _spi_text(_u32(buf, p + 4)[0]), nfrags)
+            return _under_ah(self.transport(nh, buf, p + hlen, end, addrs, iplen, ts, frame, depth + 1,
+                                            _spi_text(_u32(buf, p + 4)[0]), nfrags))
         if proto == IPPROTO_IPIP or proto == IPPROTO_IPV6:
             # IP in IP: tunnel mode under AH, or a plain IP-in-IP tunnel
             if depth >= MAX_DEPTH:
@@ -468,6 +471,15 @@ class _NoReassembly(Reassembler):
 
 
 _NO_REASSEMBLY = _NoReassembly()
+
+
+def _under_ah(cat: str) -> str:
+    """The category of a frame whose AH protected what ``cat`` describes."""
+    if cat == "analysed:ip":
+        return "analysed:ah"
+    if cat == "analysed:esp":
+        return "analysed:ah+esp"
+    return cat
 
 
 def _skip_ethertype(et: int) -> str:

@@ -104,7 +104,8 @@ class Sink(Protocol):  # pragma: no cover - documentation of the interface
              length: int, tcp_flags: int, protected_by: str | None) -> None: ...
     def icmp_error(self, frame: int, ts: float, addrs: bytes, proto: int, icmp_type: int, code: int,
                    quoted: list[str], quoted_flow: tuple | None) -> None: ...
-    def truncated_ipsec(self, frame: int, ts: float, addrs: bytes, protocol: str, spi: int) -> None: ...
+    def truncated_ipsec(self, frame: int, ts: float, addrs: bytes, protocol: str, spi: int,
+                        encap: bool) -> None: ...
 
 
 class Decoder:
@@ -328,7 +329,7 @@ class Decoder:
         if proto == IPPROTO_ESP:
             if end - p < 8:
                 if end - p >= 4:
-                    sink.truncated_ipsec(frame, ts, addrs, "esp", _u32(buf, p)[0])
+                    sink.truncated_ipsec(frame, ts, addrs, "esp", _u32(buf, p)[0], False)
                 return "malformed:truncated:esp"
             spi, seq = _espu(buf, p)
             sink.esp(frame, ts, addrs, spi, seq, iplen, False, nfrags)
@@ -354,7 +355,7 @@ class Decoder:
                     sink.esp(frame, ts, addrs, spi, seq, iplen, True, nfrags)
                     return "analysed:esp"
                 if n >= 4 and reported >= 8:  # an ESP header cut by the snap length
-                    sink.truncated_ipsec(frame, ts, addrs, "esp", _u32(buf, q)[0])
+                    sink.truncated_ipsec(frame, ts, addrs, "esp", _u32(buf, q)[0], True)
                     return "malformed:truncated:esp"
                 if sport == IKE_PORT or dport == IKE_PORT:
                     return self.ike(buf, q, end, reported, addrs, sport, dport, ts, frame, False, nfrags)
@@ -459,7 +460,7 @@ class _QuoteSink:
     def icmp_error(self, *args):
         pass
 
-    def truncated_ipsec(self, frame, ts, addrs, protocol, spi):
+    def truncated_ipsec(self, frame, ts, addrs, protocol, spi, encap):
         self.protocols.append(protocol)
 
 

@@ -78,10 +78,12 @@ class _Recorder:
     def flow(self, frame, ts, proto, addrs, sport, dport, length, tcp_flags, protected_by):
         pass
 
-    def truncated_ipsec(self, frame, ts, addrs, protocol, spi):
+    def truncated_ipsec(self, frame, ts, addrs, protocol, spi, encap):
+        if encap:
+            self.cur.protocols.append("udpencap")
         self.cur.protocols.append(protocol)
         if protocol == "esp":
-            self.cur.esp_spi = spi
+            self.cur.esp_spi, self.cur.esp_udp = spi, encap
 
     def icmp_error(self, frame, ts, addrs, proto, icmp_type, code, quoted, quoted_flow):
         self.cur.quoted.extend(quoted)

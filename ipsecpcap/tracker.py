@@ -166,7 +166,7 @@ class Tracker:
         if f is not None:
             f[8] |= ICMP_ERROR_REV
 
-    def truncated_ipsec(self, frame, ts, addrs, protocol, spi):
+    def truncated_ipsec(self, frame, ts, addrs, protocol, spi, encap):
         """An ESP header cut short by the snap length: counted as malformed
         by the decoder; too little to update an SA."""
 

@@ -42,8 +42,10 @@ def analyze_capture(path, *, block_bytes: int = 4 << 20, progress=None) -> Track
             run_block = decoder.run_block
             for block in reader:
                 run_block(block)
-                if block.ts:
-                    lo, hi = min(block.ts), max(block.ts)
+                # a Simple Packet Block has no timestamp (0.0): it says nothing of the span
+                stamps = [t for t in block.ts if t] if block.ts and not block.ts[0] else block.ts
+                if stamps:
+                    lo, hi = min(stamps), max(stamps)
                     tracker.first_ts = lo if tracker.first_ts is None else min(tracker.first_ts, lo)
                     tracker.last_ts = hi if tracker.last_ts is None else max(tracker.last_ts, hi)
                 if progress is not None:

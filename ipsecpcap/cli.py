@@ -183,7 +183,7 @@ def summary_text(result: Analysis) -> str:
 
 
 def _indent(text: str) -> str:
-    return "".join("  " + line + "\n" for line in text.splitlines())
+    return "\n".join("  " + line for line in text.splitlines())
 
 
 def _check_stdin(captures) -> None:

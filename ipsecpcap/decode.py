@@ -98,7 +98,7 @@ class Sink(Protocol):  # pragma: no cover - documentation of the interface
     def ah(self, frame: int, ts: float, addrs: bytes, spi: int, seq: int, length: int,
            next_header: int) -> None: ...
     def ike(self, frame: int, ts: float, addrs: bytes, sport: int, dport: int, msg: IkeMessage,
-            marker: bool, fragments: int) -> None: ...
+            marker: bool, fragments: int, raw: bytes) -> None: ...
     def keepalive(self, frame: int, ts: float, addrs: bytes, sport: int, dport: int) -> None: ...
     def flow(self, frame: int, ts: float, proto: int, addrs: bytes, sport: int, dport: int,
              length: int, tcp_flags: int, protected_by: str | None) -> None: ...
@@ -410,7 +410,8 @@ class Decoder:
             # a length field smaller than the header cannot describe a message;
             # Wireshark does not take such a datagram as ISAKMP either
             return "malformed:bad_length:isakmp"
-        self.sink.ike(frame, ts, addrs, sport, dport, parse_ike(bytes(buf[q:end])), marker, nfrags)
+        data = bytes(buf[q:end])
+        self.sink.ike(frame, ts, addrs, sport, dport, parse_ike(data), marker, nfrags, data)
         return "analysed:ike"
 
     def icmp(self, proto, buf, p, end, addrs, iplen, ts, frame, protected_by):
@@ -446,7 +447,7 @@ class _QuoteSink:
     def ah(self, frame, ts, addrs, spi, seq, length, next_header):
         self.protocols.append("ah")
 
-    def ike(self, frame, ts, addrs, sport, dport, msg, marker, fragments):
+    def ike(self, frame, ts, addrs, sport, dport, msg, marker, fragments, raw):
         self.protocols.append("isakmp")
         self.quoted_flow = (IPPROTO_UDP, addrs, sport, dport)
 

@@ -63,7 +63,7 @@ class _Recorder:
         c.ah_spi.append(spi)
         c.ah_seq.append(seq)
 
-    def ike(self, frame, ts, addrs, sport, dport, msg, marker, fragments):
+    def ike(self, frame, ts, addrs, sport, dport, msg, marker, fragments, raw):
         c = self.cur
         if marker:
             c.protocols.append("udpencap")

@@ -59,6 +59,7 @@ class IkeEvent:
     marker: bool  # came with the RFC 3948 non-ESP marker (UDP 4500)
     fragments: int  # IP fragments it was reassembled from (0: not fragmented)
     msg: IkeMessage
+    raw: bytes = b""  # the message as sent (non-ESP marker removed), for decryption
 
 
 class Tracker:
@@ -155,8 +156,8 @@ class Tracker:
         flows[k] = [1, 0, length, 0, ts, ts, frame, frame, bits, protected_by, 0, 0]
 
     # ------------------------------------------------------------------ sink: rare events
-    def ike(self, frame, ts, addrs, sport, dport, msg, marker, fragments):
-        self.ike_events.append(IkeEvent(0, frame, ts, addrs, sport, dport, marker, fragments, msg))
+    def ike(self, frame, ts, addrs, sport, dport, msg, marker, fragments, raw):
+        self.ike_events.append(IkeEvent(0, frame, ts, addrs, sport, dport, marker, fragments, msg, raw))
 
     def icmp_error(self, frame, ts, addrs, proto, icmp_type, code, quoted, quoted_flow):
         """An ICMP error quoting a packet of a known flow marks that flow."""
@@ -224,7 +225,7 @@ class Tracker:
                 self.flows[k] = o
         for ev in other.ike_events:
             self.ike_events.append(IkeEvent(ev.capture + base, ev.frame, ev.ts, ev.addrs, ev.sport, ev.dport,
-                                     ev.marker, ev.fragments, ev.msg))
+                                     ev.marker, ev.fragments, ev.msg, ev.raw))
         for k, o in other.keepalives.items():
             e = self.keepalives.get(k)
             if e is None:

@@ -9,6 +9,7 @@ EXIT_OK = 0
 EXIT_FINDINGS = 1  # reserved: a finding at or above --fail-on
 EXIT_USAGE = 2  # bad command line (click's own code)
 EXIT_INPUT = 3  # a capture cannot be read: missing, unreadable, not a capture
+EXIT_KEYS = 4  # a key file cannot be used: unreadable, unknown format, malformed entry
 EXIT_INTERNAL = 70  # a bug: an unexpected exception (EX_SOFTWARE)
 
 

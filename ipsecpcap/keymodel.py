@@ -13,9 +13,16 @@ without a key length (the key bytes give it): encryption ``null``,
 ``hmac-md5-96``, ``hmac-sha1-96``, ``hmac-sha2-256-128``,
 ``hmac-sha2-384-192``, ``hmac-sha2-512-256``, ``aes-xcbc-96``,
 ``aes-cmac-96``, ``hmac-md5-128``, ``hmac-sha1-160`` (IKEv2 tables),
-``hmac-sha2-256-96`` (the pre-RFC 4868 truncation some old peers used).
+``hmac-sha2-256-96`` (the pre-RFC 4868 truncation some old peers used),
+``hmac-ripemd160-96`` (RFC 2857), and ``any-<bits>`` (an ICV of that many
+bits that is skipped, never verified: Wireshark's "ANY 96 bit
+authentication [no checking]").
 For AES-GCM, GMAC, CCM, CTR and ChaCha20-Poly1305 the key bytes end with
 the salt/nonce (4 bytes; 3 for CCM), as Wireshark and ``ip xfrm`` write them.
+An empty integrity key (``integ_key``, ``sk_ai``/``sk_ar``) under an
+integrity algorithm other than ``none`` means the key is unknown (tcpdump's
+``-hmac96``): the ICV is skipped, never checked against an empty key.  An
+empty ``sk_ei``/``sk_er`` means that direction's keys are unknown.
 """
 from __future__ import annotations
 
@@ -55,6 +62,7 @@ class EspKey:
     encap: tuple[int, int] | None = None  # UDP encapsulation ports (xfrm "encap espinudp")
     mode: str | None = None  # "tunnel" | "transport" | None
     source: KeySource | None = None
+    esn_high: int = 0  # ESN high-order 32 bits at the first packet (Wireshark esp_sa "ESN High Bits")
 
     @property
     def fingerprint(self) -> str:

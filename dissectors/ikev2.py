@@ -29,6 +29,10 @@ attribute layouts are RFC 2408's and come from ``isakmp.py``.
 * anything else: data_len
 
 ``Payload.critical`` is the C bit (RFC 7296 3.2).
+
+``parse_ikev2_inner(first_payload, plaintext)`` decodes the payloads found
+inside a decrypted SK payload (``ipsecpcap.crypto.ike`` decrypts) with the
+same decoders.
 """
 from __future__ import annotations
 
@@ -340,6 +344,27 @@ def _encrypted(el: Element, problems: Problems) -> dict[str, Any]:
     return {"number": number, "total": total, **inner, "data_len": len(el.body) - 4}
 
 
+def _payload_chain(data: bytes, start: int, end: int, declared_end: int, first: int, prefix: str,
+                   problems: Problems) -> list[Payload]:
+    """Decode the payload chain in ``data[start:end]``.
+
+    SK and SKF end a chain: their Next Payload names the first payload
+    inside the ciphertext (RFC 7296 3.14, RFC 7383 2.5).
+    """
+    payloads = []
+    for el in iter_chain(data, start, end, declared_end, first, f"{prefix}.payloads",
+                         lambda i, t: f"{prefix}.payload[{i}]({payload_name(t)})", problems,
+                         stop_types=frozenset((PAYLOAD_SK, PAYLOAD_SKF))):
+        problems.clipped = el.clipped
+        if el.type in (PAYLOAD_SK, PAYLOAD_SKF):
+            fields = _encrypted(el, problems)
+        else:
+            fields = DECODERS.get(el.type, _opaque)(el.body, el.where, problems)
+        problems.clipped = False
+        payloads.append(Payload(el.type, payload_name(el.type), el.length, bool(el.flags & CRITICAL_BIT), fields))
+    return payloads
+
+
 def parse_ikev2(data: bytes) -> IkeMessage:
     """Dissect one IKEv2 message; never raises."""
     data = bytes(data)
@@ -352,19 +377,22 @@ def parse_ikev2(data: bytes) -> IkeMessage:
     if hdr.major != 2:
         problems.add("bad_header", f"{prefix}.header", f"major version {hdr.major}, expected 2")
     end, declared_end = message_bounds(data, hdr, prefix, problems)
-
-    payloads, encrypted = [], False
-    # SK and SKF end the outer chain: their Next Payload names the first
-    # payload inside the ciphertext (RFC 7296 3.14, RFC 7383 2.5).
-    for el in iter_chain(data, IKE_HEADER_LEN, end, declared_end, hdr.next_payload, f"{prefix}.payloads",
-                         lambda i, t: f"{prefix}.payload[{i}]({payload_name(t)})", problems,
-                         stop_types=frozenset((PAYLOAD_SK, PAYLOAD_SKF))):
-        problems.clipped = el.clipped
-        if el.type in (PAYLOAD_SK, PAYLOAD_SKF):
-            encrypted = True
-            fields = _encrypted(el, problems)
-        else:
-            fields = DECODERS.get(el.type, _opaque)(el.body, el.where, problems)
-        problems.clipped = False
-        payloads.append(Payload(el.type, payload_name(el.type), el.length, bool(el.flags & CRITICAL_BIT), fields))
+    payloads = _payload_chain(data, IKE_HEADER_LEN, end, declared_end, hdr.next_payload, prefix, problems)
+    encrypted = any(p.type in (PAYLOAD_SK, PAYLOAD_SKF) for p in payloads)
     return build_message(hdr, payloads, problems.items, encrypted)
+
+
+def parse_ikev2_inner(first_payload: int, data: bytes) -> tuple[tuple[Payload, ...], tuple[Anomaly, ...]]:
+    """The payload chain inside a decrypted SK payload (RFC 7296 3.14), or
+    inside the reassembled plaintext of all SKF fragments (RFC 7383 2.6);
+    never raises.
+
+    ``first_payload`` is the SK payload's Next Payload field (SKF: fragment
+    1's); ``data`` is the plaintext with Padding and Pad Length removed, so
+    the chain must fill it exactly: bytes after the last payload are
+    ``trailing_data``.  Anomalies are placed at ``ikev2.sk.payload[i](X)``.
+    """
+    data = bytes(data)
+    problems = Problems()
+    payloads = _payload_chain(data, 0, len(data), len(data), first_payload, "ikev2.sk", problems)
+    return tuple(payloads), tuple(problems.items)

@@ -31,6 +31,10 @@ the generic payload chain, data attributes and identification rendering.
 * ``encrypted`` (E flag set: the whole body, typed with the header's Next
   Payload): first_payload, data_len
 * anything else: data_len
+
+``parse_isakmp_inner(first_payload, plaintext, exchange_type)`` decodes the
+payloads of a decrypted body (``ipsecpcap.crypto.ike`` decrypts) with the
+same decoders.
 """
 from __future__ import annotations
 
@@ -703,12 +707,41 @@ def parse_isakmp(data: bytes) -> IkeMessage:
                              "data_len": len(body)})
         return build_message(hdr, [encrypted], problems.items, True)
 
+    payloads = _v1_payload_chain(data, IKE_HEADER_LEN, end, declared_end, hdr.next_payload, hdr.exchange_type,
+                                 prefix, problems)
+    return build_message(hdr, payloads, problems.items, False)
+
+
+def _v1_payload_chain(data: bytes, start: int, end: int, declared_end: int, first: int, exch: int, prefix: str,
+                      problems: Problems) -> list[Payload]:
+    """Decode the ISAKMP payload chain in ``data[start:end]`` (RFC 2408 3.2)."""
     payloads = []
-    exch = hdr.exchange_type
-    for el in iter_chain(data, IKE_HEADER_LEN, end, declared_end, hdr.next_payload, f"{prefix}.payloads",
+    for el in iter_chain(data, start, end, declared_end, first, f"{prefix}.payloads",
                          lambda i, t: f"{prefix}.payload[{i}]({v1_payload_name(t, exch)})", problems):
         problems.clipped = el.clipped
         fields = _v1_decoder(el.type, exch)(el.body, el.where, problems)
         problems.clipped = False
         payloads.append(Payload(el.type, v1_payload_name(el.type, exch), el.length, False, fields))
-    return build_message(hdr, payloads, problems.items, False)
+    return payloads
+
+
+def parse_isakmp_inner(first_payload: int, data: bytes,
+                       exchange_type: int) -> tuple[tuple[Payload, ...], tuple[Anomaly, ...]]:
+    """The payload chain inside a decrypted IKEv1 message body; never raises.
+
+    ``first_payload`` is the header's Next Payload, ``data`` everything the
+    ciphertext decrypted to, ``exchange_type`` the header's (it decides what
+    payload types 15/16 are).  RFC 2409 appendix B pads the plaintext to the
+    cipher's block size, and nothing in the message says how much padding
+    there is: the chain ends where the last payload's Next Payload is 0
+    (RFC 2408 3.2) and whatever follows is padding, not an anomaly.  The
+    chain's end is the sum of the payloads' lengths.  Anomalies are placed
+    at ``isakmp.decrypted.payload[i](X)``.
+    """
+    data = bytes(data)
+    prefix = "isakmp.decrypted"
+    problems = Problems()
+    payloads = _v1_payload_chain(data, 0, len(data), len(data), first_payload, exchange_type, prefix, problems)
+    # iter_chain reports the bytes after the last payload as trailing data: here they are the padding
+    anomalies = tuple(a for a in problems.items if (a.kind, a.where) != ("trailing_data", f"{prefix}.payloads"))
+    return tuple(payloads), anomalies

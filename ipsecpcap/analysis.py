@@ -15,12 +15,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 
-from .decode import Decoder
+from .decode import Decoder, KeyedDecoder
 from .errors import InputError
+from .keymodel import KeyStore
 from .reader import CaptureError, open_capture
 from .records import ExchangeRow, FlowRow, IkeSaRow, SaRow
-from .tables import flow_table, ike_tables, sa_table
+from .sacrypto import SaCrypto
+from .tables import IkeView, flow_table, ike_tables, sa_table
 from .tracker import Tracker
+from .ikesa import addr_text
 
 
 def capture_name(path) -> str:
@@ -29,14 +32,17 @@ def capture_name(path) -> str:
     return os.path.basename(os.fspath(path))
 
 
-def analyze_capture(path, *, block_bytes: int = 4 << 20, progress=None) -> Tracker:
+def analyze_capture(path, *, block_bytes: int = 4 << 20, progress=None, crypto: SaCrypto | None = None
+                    ) -> Tracker:
     """Analyse one capture into a partial result.
 
     ``progress``, if given, is called with the reader after each block.
+    ``crypto``, if given, opens ESP and verifies AH with its keys (and keeps
+    per-SA results in its own state, shared across captures).
     Raises :class:`InputError` when the file cannot be read as a capture.
     """
     tracker = Tracker(capture_name(path))
-    decoder = Decoder(tracker)
+    decoder = Decoder(tracker) if crypto is None else KeyedDecoder(tracker, crypto)
     try:
         with open_capture(path, block_bytes=block_bytes) as reader:
             run_block = decoder.run_block
@@ -89,24 +95,57 @@ class Accounting:
 class Analysis:
     """The merged result of one or more captures."""
 
-    def __init__(self, tracker: Tracker):
+    def __init__(self, tracker: Tracker, keys: KeyStore | None = None, crypto: SaCrypto | None = None):
         self.tracker = tracker
+        self.keys = keys
+        self.crypto = crypto
 
     @cached_property
-    def _ike(self) -> tuple[list[ExchangeRow], list[IkeSaRow]]:
-        return ike_tables(self.tracker)
+    def _ike(self) -> IkeView:
+        return ike_tables(self.tracker, self.keys)
 
     @property
     def exchanges(self) -> list[ExchangeRow]:
-        return self._ike[0]
+        return self._ike.exchanges
 
     @property
     def ike(self) -> list[IkeSaRow]:
-        return self._ike[1]
+        return self._ike.ike
 
     @cached_property
     def sas(self) -> list[SaRow]:
-        return sa_table(self.tracker)
+        return sa_table(self.tracker, self.crypto, self._ike.child_algorithms)
+
+    def key_report(self) -> list[dict]:
+        """For each key given: where it came from and what it verified on.
+        Keys appear by fingerprint only."""
+        if self.keys is None:
+            return []
+        out = []
+        esp_hits: dict[int, list[str]] = {}
+        if self.crypto is not None:
+            for (proto, spi, addrs), st in self.crypto.states.items():
+                if st.key is not None and st.decrypted:
+                    h = len(addrs) >> 1
+                    esp_hits.setdefault(id(st.key), []).append(
+                        f"{'esp' if proto == 50 else 'ah'} 0x{spi:08x} {addr_text(addrs[:h])} > {addr_text(addrs[h:])}")
+        for k in self.keys.esp:
+            out.append({"key": k.fingerprint, "source": str(k.source) if k.source else None, "kind": k.protocol,
+                        "spi": None if k.spi is None else f"0x{k.spi:08x}", "enc": k.enc, "integ": k.integ,
+                        "verified_on": sorted(esp_hits.get(id(k), []))})
+        ike_hits: dict[str, list[str]] = {}
+        for r in self.ike:
+            if r.key and r.decrypted:
+                ike_hits.setdefault(r.key, []).append(f"ikev{r.version} {r.ispi}/{r.rspi}")
+        for k in self.keys.ikev2:
+            out.append({"key": k.fingerprint, "source": str(k.source) if k.source else None, "kind": "ikev2",
+                        "spi": f"{k.ispi.hex()}/{k.rspi.hex()}", "enc": k.enc, "integ": k.integ,
+                        "verified_on": ike_hits.get(k.fingerprint, [])})
+        for k in self.keys.ikev1:
+            out.append({"key": k.fingerprint, "source": str(k.source) if k.source else None, "kind": "ikev1",
+                        "spi": k.icookie.hex(), "enc": None, "integ": None,
+                        "verified_on": ike_hits.get(k.fingerprint, [])})
+        return out
 
     @cached_property
     def flows(self) -> list[FlowRow]:
@@ -143,16 +182,34 @@ class Analysis:
             "ah_packets": sum(r.packets for r in self.sas if r.protocol == "ah"),
             "flows": len(self.flows),
             "warnings": list(tr.warnings),
+            **({"keys": self.key_report(), "key_problems": list(self.keys.problems)} if self.keys is not None else {}),
         }
 
 
-def analyze(paths: Iterable, *, block_bytes: int = 4 << 20, progress=None) -> Analysis:
+def analyze(paths: Iterable, *, keys=None, block_bytes: int = 4 << 20, progress=None) -> Analysis:
     """Analyse the captures (in the order given, which should be time order)
-    and return the merged :class:`Analysis`."""
+    and return the merged :class:`Analysis`.
+
+    ``keys`` is a :class:`~ipsecpcap.keymodel.KeyStore` or an iterable of key
+    file paths (see :func:`ipsecpcap.keys.load_keys`).
+    """
+    store = _key_store(keys)
+    crypto = SaCrypto(store) if store is not None and store.esp else None
     merged: Tracker | None = None
     for path in paths:
-        part = analyze_capture(path, block_bytes=block_bytes, progress=progress)
+        part = analyze_capture(path, block_bytes=block_bytes, progress=progress, crypto=crypto)
         merged = part if merged is None else merged.merge(part)
     if merged is None:
         raise InputError("no capture given")
-    return Analysis(merged)
+    return Analysis(merged, store, crypto)
+
+
+def _key_store(keys) -> KeyStore | None:
+    if keys is None or isinstance(keys, KeyStore):
+        return keys
+    keys = list(keys)
+    if not keys:
+        return None
+    from .keys import load_keys
+
+    return load_keys(keys)

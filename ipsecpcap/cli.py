@@ -7,6 +7,7 @@ Exit codes (also in the README):
 1     reserved for findings at or above --fail-on (findings command)
 2     usage error (bad option or argument)
 3     input error: a capture is missing, unreadable or not a capture file
+4     key file error: a key file is missing or has a mistake (file:line: what)
 70    internal error (a bug; run with --debug for the traceback)
 130   interrupted
 ====  =====================================================================
@@ -81,6 +82,10 @@ def output_options(fn):
 
 
 captures_arg = click.argument("captures", nargs=-1, required=True, type=click.Path(allow_dash=True))
+keys_option = click.option(
+    "--keys", "keys", multiple=True, type=click.Path(exists=False),
+    help="Key file or directory (Wireshark esp_sa / ikev1 / ikev2 tables, ip xfrm state, tcpdump -E "
+         "secrets, ipsecpcap YAML/JSON). Repeatable.")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -97,11 +102,12 @@ def main(debug):
 def _table_command(name: str, help_text: str):
     @main.command(name, help=help_text)
     @captures_arg
+    @keys_option
     @output_options
     @library_errors
-    def cmd(captures, fmt, output):
+    def cmd(captures, keys, fmt, output):
         _check_stdin(captures)
-        result = analyze(captures)
+        result = analyze(captures, keys=keys or None)
         rows = result.table(name)
         with output_stream(output) as out:
             render_rows(rows, TABLES[name].field_names(), fmt, out)
@@ -118,12 +124,13 @@ _table_command("flows", "One row per non-IPsec 5-tuple (IKE excluded), both dire
 
 @main.command("analyze")
 @captures_arg
+@keys_option
 @output_options
 @library_errors
-def analyze_cmd(captures, fmt, output):
+def analyze_cmd(captures, keys, fmt, output):
     """Summary: frame accounting, IKE SAs, SAs, flows, time span."""
     _check_stdin(captures)
-    result = analyze(captures)
+    result = analyze(captures, keys=keys or None)
     with output_stream(output) as out:
         if fmt in ("json", "jsonl"):
             out.write(dumps(result.summary(), indent=2 if fmt == "json" else None) + "\n")
@@ -132,6 +139,48 @@ def analyze_cmd(captures, fmt, output):
         else:
             out.write(summary_text(result))
     _warn(result)
+
+
+KEY_FIELDS = ["key", "source", "kind", "spi", "enc", "integ", "verified_on"]
+
+
+@main.command("keys")
+@captures_arg
+@click.option("--keys", "keys", multiple=True, required=True, type=click.Path(),
+              help="Key file or directory. Repeatable.")
+@output_options
+@library_errors
+def keys_cmd(captures, keys, fmt, output):
+    """Which key verified on which SA, and which keys matched nothing (keys by fingerprint only)."""
+    _check_stdin(captures)
+    result = analyze(captures, keys=keys)
+    with output_stream(output) as out:
+        render_rows(result.key_report(), KEY_FIELDS, fmt, out)
+    for p in result.keys.problems:
+        click.echo(f"ipsecpcap: warning: {p}", err=True)
+    _warn(result)
+
+
+@main.command("decrypt")
+@captures_arg
+@click.option("--keys", "keys", multiple=True, required=True, type=click.Path(),
+              help="Key file or directory. Repeatable.")
+@click.option("-w", "--write", "out_path", required=True, type=click.Path(dir_okay=False),
+              help="Write the decrypted capture here (pcap; pcapng for a .pcapng name or mixed link types).")
+@click.option("--only-decrypted", is_flag=True, help="Write only the packets that were decrypted.")
+@library_errors
+def decrypt_cmd(captures, keys, out_path, only_decrypted):
+    """Replace every ESP packet that verifies and decrypts with the packet it carried."""
+    from .analysis import _key_store
+    from .decryptpcap import decrypt_captures
+    from .sacrypto import SaCrypto
+
+    store = _key_store(keys)
+    stats = decrypt_captures(list(captures), SaCrypto(store), out_path, only_decrypted=only_decrypted)
+    for p in store.problems:
+        click.echo(f"ipsecpcap: warning: {p}", err=True)
+    click.echo(f"{stats.frames} frames read, {stats.decrypted} ESP packets decrypted, "
+               f"{stats.failed} did not verify, {stats.written} written to {out_path}", err=True)
 
 
 def _flat(d: dict, prefix: str = ""):
@@ -176,6 +225,23 @@ def summary_text(result: Analysis) -> str:
                                                "seq_last"])))
         if len(result.sas) > SUMMARY_ROWS:
             lines.append(f"  ... {len(result.sas) - SUMMARY_ROWS} more (ipsecpcap sas)")
+    if result.keys is not None:
+        report = result.key_report()
+        used = [k for k in report if k["verified_on"]]
+        lines.append(f"keys: {len(report)} loaded, {len(used)} verified on at least one SA")
+        for k in report:
+            where = ", ".join(k["verified_on"]) if k["verified_on"] else "matched nothing"
+            lines.append(f"  {k['key']}  {k['kind']:<5} {k['source'] or ''}: {where}")
+        skipped = [p for p in result.keys.problems if "skipped, not a key file" in p]
+        for p in result.keys.problems:
+            if p not in skipped:
+                lines.append(f"  not used: {p}")
+        if skipped:
+            lines.append(f"  {len(skipped)} files in the key directories are not key files (ipsecpcap keys lists them)")
+        if result.sas:
+            failed = sum(r.integrity_failures for r in result.sas)
+            done = sum(r.decrypted for r in result.sas)
+            lines.append(f"  ESP/AH: {done} packets verified, {failed} integrity failures")
     lines.append(f"flows: {s['flows']} non-IPsec 5-tuples")
     for w in s["warnings"]:
         lines.append(f"warning: {w}")

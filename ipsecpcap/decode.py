@@ -74,6 +74,9 @@ IKE_HEADER_LEN = 28  # RFC 7296 3.1, RFC 2408 3.1
 # ICMP error messages, which quote the offending packet
 ICMP4_ERRORS = (3, 4, 5, 11, 12)  # unreachable, source quench, redirect, time exceeded, parameter problem
 ICMP6_ERRORS = (1, 2, 3, 4)  # unreachable, packet too big, time exceeded, parameter problem
+# ICMP request/reply types: each maps to its counterpart
+ICMP4_PAIRS = {8: 0, 0: 8, 13: 14, 14: 13, 15: 16, 16: 15, 17: 18, 18: 17}
+ICMP6_PAIRS = {128: 129, 129: 128}
 
 MAX_DEPTH = 4  # IP-in-IP nesting we follow before calling a packet malformed
 
@@ -418,7 +421,10 @@ class Decoder:
         """ICMP and ICMPv6; an error message quotes the packet that caused it
         (RFC 792, RFC 4443 2.4), which is dissected for what it carried."""
         itype, code = buf[p], buf[p + 1]
-        self.sink.flow(frame, ts, proto, addrs, itype, code, iplen, 0, protected_by)
+        # a request and its reply make one flow: the reply's "ports" are the
+        # request's reversed (echo 8/0, timestamp 13/14, ...; ICMPv6 echo 128/129)
+        pair = (ICMP4_PAIRS if proto == IPPROTO_ICMP else ICMP6_PAIRS).get(itype)
+        self.sink.flow(frame, ts, proto, addrs, itype, code if pair is None else pair, iplen, 0, protected_by)
         if ((itype in ICMP4_ERRORS if proto == IPPROTO_ICMP else itype in ICMP6_ERRORS) and end - p > 8
                 and type(self.sink) is not _QuoteSink):  # one level of quoting is enough
             qs = _QuoteSink()
@@ -491,3 +497,66 @@ def _skip_ethertype(et: int) -> str:
 
 def _spi_text(spi: int) -> str:
     return f"0x{spi:08x}"
+
+
+class KeyedDecoder(Decoder):
+    """The decoder with keys: opens ESP and verifies AH as it goes, and feeds
+    what ESP protected back into the analysis (marked with the SPI).
+
+    The key-less fast path is :class:`Decoder`, untouched; only analyses
+    with keys pay for this.  ``opened`` holds, for the frame just decoded,
+    what the writer of a decrypted capture needs.
+    """
+
+    __slots__ = ("crypto", "_ip", "opened")
+
+    def __init__(self, sink, crypto, reassembler: Reassembler | None = None):
+        super().__init__(sink, reassembler)
+        self.crypto = crypto
+        self._ip = None  # (buffer, offset) of the IP header being decoded, for AH
+        self.opened = None  # (ip buffer, ip offset, esp offset, udp, EspOpened) of the last frame
+
+    def frame(self, lt, buf, o, end, ts, frame):
+        self.opened = None
+        return Decoder.frame(self, lt, buf, o, end, ts, frame)
+
+    def ipv4(self, buf, o, end, ts, frame, depth, protected_by):
+        self._ip = (buf, o, end, 4)
+        return Decoder.ipv4(self, buf, o, end, ts, frame, depth, protected_by)
+
+    def ipv6(self, buf, o, end, ts, frame, depth, protected_by):
+        self._ip = (buf, o, end, 6)
+        return Decoder.ipv6(self, buf, o, end, ts, frame, depth, protected_by)
+
+    def ah(self, buf, p, end, addrs, tot, ts, frame, depth):
+        cat = Decoder.ah(self, buf, p, end, addrs, tot, ts, frame, depth)
+        ip = self._ip
+        if ip is not None and ip[0] is buf and end - p >= 12:
+            nh, plen, spi, seq = _ah(buf, p)
+            self.crypto.ah(spi, addrs, seq, bytes(buf[ip[1]:ip[2]]), p - ip[1])
+        return cat
+
+    def transport(self, proto, buf, p, end, addrs, iplen, ts, frame, depth, protected_by, nfrags):
+        cat = Decoder.transport(self, proto, buf, p, end, addrs, iplen, ts, frame, depth, protected_by, nfrags)
+        if cat != "analysed:esp" or depth >= MAX_DEPTH:
+            return cat
+        udp = proto == IPPROTO_UDP
+        q = p + 8 if udp else p
+        spi, seq = _espu(buf, q)
+        res = self.crypto.esp(spi, addrs, seq, bytes(buf[q:end]))
+        if res is None:
+            return cat
+        ip = self._ip
+        own_ip = ip is not None and ip[0] is buf
+        if self.opened is None and own_ip:
+            self.opened = (buf, ip[1], q, udp, res)
+        if res.status != "ok":
+            return cat
+        inner, nh, spi_text = res.payload, res.next_header, _spi_text(spi)
+        if nh == IPPROTO_IPIP or nh == IPPROTO_IPV6:  # tunnel mode (RFC 4303 3.1.2)
+            self.ip_any(inner, 0, len(inner), ts, frame, depth + 1, spi_text)
+        elif nh != IPPROTO_NONE:  # transport mode; 59 is a TFC dummy packet (RFC 4303 2.6)
+            outer_hdr = p - ip[1] if own_ip else 0
+            self.transport(nh, inner, 0, len(inner), addrs, outer_hdr + len(inner), ts, frame,
+                           depth + 1, spi_text, 0)
+        return cat

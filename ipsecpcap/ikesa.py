@@ -248,12 +248,6 @@ def _dh_from_ke(sa: IkeSa, ch: Chosen) -> Chosen:
                 if p.name == "KE" and isinstance(p.fields.get("group"), int) and is_response(sa, ev):
                     ch.dh_group = p.fields["group"]
                     return ch
-    if sa.version == 2:
-        for ev in sa.events:
-            for p in ev.msg.payloads:
-                if p.name == "AUTH" and isinstance(p.fields.get("method"), int):
-                    ch.auth_method = alg.v2_auth(p.fields["method"])
-                    return ch
     return ch
 
 
@@ -321,3 +315,91 @@ def notify_errors(sa: IkeSa) -> list[str]:
                 if name not in out:
                     out.append(name)
     return out
+
+
+# ---------------------------------------------------------------- child SAs
+# IPsec DOI attribute types (RFC 2407 4.5) and IKEv2 transform types
+V1_IPSEC_ATTR_AUTH, V1_IPSEC_ATTR_KEYLEN = 5, 6
+PROTO_AH, PROTO_ESP = 2, 3
+
+
+def proposal_algorithms(version: int, prop) -> tuple[str | None, str | None]:
+    """(enc, integ) of an ESP or AH proposal with one transform of each kind
+    chosen, in the canonical names of ipsecpcap.algorithms."""
+    enc = integ = None
+    if version == 2:
+        for t in prop.transforms:
+            if t.type == V2_ENCR and enc is None:
+                keylen = next((a.value for a in t.attributes
+                               if a.type == V2_ATTR_KEYLEN and isinstance(a.value, int)), None)
+                enc = alg.v2_encr(t.id, keylen)
+            elif t.type == V2_INTEG and integ is None:
+                integ = alg.v2_integ(t.id)
+        if prop.protocol == PROTO_ESP and enc in alg.AEAD and integ is None:
+            integ = "none"
+        return enc, integ
+    if not prop.transforms:
+        return None, None
+    t = prop.transforms[0]
+    attrs = {a.type: a.value for a in t.attributes if isinstance(a.value, int)}
+    if prop.protocol == PROTO_ESP:
+        enc = alg.v1_esp_encr(t.id, attrs.get(V1_IPSEC_ATTR_KEYLEN))
+        integ = alg.v1_ipsec_integ(attrs[V1_IPSEC_ATTR_AUTH]) if V1_IPSEC_ATTR_AUTH in attrs else \
+            ("none" if enc in alg.AEAD else None)
+    elif prop.protocol == PROTO_AH:
+        integ = alg.v1_ah(t.id)
+    return enc, integ
+
+
+def child_sa_algorithms(sas: list[IkeSa], payloads_of) -> dict[int, tuple[str | None, str | None]]:
+    """SPI -> (enc, integ) of the ESP/AH SAs the IKE exchanges negotiated.
+
+    ``payloads_of(event)`` gives the payloads visible in a message (cleartext
+    and decrypted).  The algorithms come from the answer's SA payload (it
+    holds the one chosen proposal); the SPIs from both sides' proposals of
+    the same exchange (each side names the SPI it receives on).
+    """
+    out: dict[int, tuple[str | None, str | None]] = {}
+    for sa in sas:
+        exchanges: dict[int, list] = {}
+        for ev in sa.events:
+            for p in payloads_of(ev):
+                if p.name == "SA":
+                    props = [x for x in p.fields.get("proposals", ()) if x.protocol in (PROTO_AH, PROTO_ESP)]
+                    if props:
+                        exchanges.setdefault(ev.msg.mid, []).append((is_response(sa, ev), props))
+        for found in exchanges.values():
+            answer = next((props for resp, props in found if resp), None)
+            if answer is None:
+                continue
+            algos = {prop.protocol: proposal_algorithms(sa.version, prop) for prop in answer}
+            for _resp, props in found:
+                for prop in props:
+                    if len(prop.spi) == 4 and prop.protocol in algos:
+                        out[int.from_bytes(prop.spi, "big")] = algos[prop.protocol]
+    return out
+
+
+def identities(sa: IkeSa, payloads_of) -> tuple[str | None, str | None]:
+    """(initiator, responder) identity from ID / IDi / IDr payloads, in clear or decrypted."""
+    ini = res = None
+    for ev in sa.events:
+        for p in payloads_of(ev):
+            value = p.fields.get("value") if p.name in ("ID", "IDi", "IDr") else None
+            if value is None:
+                continue
+            value = str(value)
+            if p.name == "IDi" or (p.name == "ID" and ev.msg.mid == 0 and is_initiator(sa, ev)):
+                ini = ini or value
+            elif p.name == "IDr" or (p.name == "ID" and ev.msg.mid == 0 and not is_initiator(sa, ev)):
+                res = res or value
+    return ini, res
+
+
+def auth_method(sa: IkeSa, payloads_of) -> str | None:
+    """IKEv2: the authentication method of the first AUTH payload (usually decrypted)."""
+    for ev in sa.events:
+        for p in payloads_of(ev):
+            if p.name == "AUTH" and isinstance(p.fields.get("method"), int):
+                return alg.v2_auth(p.fields["method"])
+    return None

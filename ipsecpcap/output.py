@@ -110,15 +110,15 @@ def text_table(rows: list[list[str]], header: list[str], max_cell: int = 48,
 
 
 @contextlib.contextmanager
-def output_stream(path: str | None) -> Iterator:
+def output_stream(path: str | None, binary: bool = False) -> Iterator:
     """Standard output, or a file that appears only when complete."""
     if path is None or path == "-":
-        yield sys.stdout
+        yield sys.stdout.buffer if binary else sys.stdout
         return
     d = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".ipsecpcap-", dir=d)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+        with (os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8", newline="")) as f:
             yield f
         os.replace(tmp, path)
     except BaseException:

@@ -49,6 +49,8 @@ class ExchangeRow(Row):
     natt: bool  # carried on UDP 4500 behind the non-ESP marker
     ip_fragments: int  # IP fragments it was reassembled from; 0 when not fragmented
     anomalies: list[str]
+    decrypted: bool  # an encrypted message that was verified and decrypted with the keys given
+    decryption: str | None  # ok, fragment, integrity_failure, bad_padding, no_key, ...; None if not encrypted
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +81,10 @@ class IkeSaRow(Row):
     nat_detected: bool | None  # NAT-D hashes disagree with the observed addresses
     natt: bool  # moved to UDP 4500
     notify_errors: list[str]
+    initiator_id: str | None  # identities (IKEv1 ID, IKEv2 IDi/IDr), in clear or decrypted
+    responder_id: str | None
+    key: str | None  # fingerprint of the key that decrypted its messages
+    decrypted: int  # messages decrypted and verified
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +108,11 @@ class SaRow(Row):
     last_capture: str  # capture of last_frame
     ip_fragments: int  # IP fragments among its packets (reassembled before counting)
     next_headers: dict[str, int]  # AH: what it protected (esp, tcp, udp, ipv4, ...); ESP: {}
+    enc: str | None  # from the key that verified, else from the IKE negotiation seen
+    integ: str | None
+    decrypted: int  # ESP: packets verified and decrypted; AH: packets whose ICV verified
+    integrity_failures: int
+    key: str | None  # fingerprint of the matched key
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,9 +6,15 @@ by first appearance, SAs and flows by first frame.
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 
-from .ikesa import (addr_text, chosen_proposal, group_ike_sas, is_initiator, is_response, nat_detected,
-                    notify_errors, split, vendor_ids)
+from .algorithms import cipher
+from .crypto.registry import ENC
+from .ikedecrypt import decrypt_ike
+from .ikesa import (addr_text, auth_method, child_sa_algorithms, chosen_proposal, group_ike_sas, identities,
+                    is_initiator, is_response, nat_detected, notify_errors, split, vendor_ids)
+from .keymodel import KeyStore
+from .sacrypto import SaCrypto
 from .records import ExchangeRow, FlowRow, IkeSaRow, SaRow
 from .tracker import (ICMP_ERROR_REV, FL_BY_FWD, FL_BY_REV, FL_FIRST_CAP, FL_FIRST_FRAME, FL_FIRST_TS, FL_LAST_FRAME,
                       FL_LAST_TS, FL_PK_FWD, FL_PK_REV, FL_PROTECTED, FL_TCP, SA_BYTES, SA_ENCAP,
@@ -32,9 +38,26 @@ def _ordered_events(tr: Tracker):
     return sorted(tr.ike_events, key=lambda e: (e.capture, e.frame))
 
 
-def ike_tables(tr: Tracker) -> tuple[list[ExchangeRow], list[IkeSaRow]]:
+@dataclass
+class IkeView:
+    exchanges: list[ExchangeRow]
+    ike: list[IkeSaRow]
+    child_algorithms: dict[int, tuple[str | None, str | None]]  # SPI -> (enc, integ) negotiated
+
+
+def ike_tables(tr: Tracker, store: KeyStore | None = None) -> IkeView:
     events = _ordered_events(tr)
     sas = group_ike_sas(events)
+    chosen = {id(sa): chosen_proposal(sa) for sa in sas}
+    if store is not None and (store.ikev1 or store.ikev2):
+        dec, dec_sa = decrypt_ike(sas, chosen, store)
+    else:
+        dec, dec_sa = {}, {}
+
+    def payloads_of(ev):
+        d = dec.get(id(ev))
+        return ev.msg.payloads + d.payloads if d is not None else ev.msg.payloads
+
     owner = {}
     for sa in sas:
         for ev in sa.events:
@@ -44,19 +67,28 @@ def ike_tables(tr: Tracker) -> tuple[list[ExchangeRow], list[IkeSaRow]]:
         m = ev.msg
         sa = owner[id(ev)]
         src, dst = split(ev.addrs)
+        d = dec.get(id(ev))
+        anomalies = [f"{a.kind}:{a.where}" + (f": {a.detail}" if a.detail else "") for a in m.anomalies]
+        if d is not None:
+            anomalies.extend(d.anomalies)
         exchanges.append(ExchangeRow(
             capture=tr.captures[ev.capture], frame=ev.frame, ts=ev.ts,
             src=addr_text(src), dst=addr_text(dst), sport=ev.sport, dport=ev.dport,
             version=m.version, exchange_type=m.exchange_type, exchange=m.exchange,
             ispi=_hex(m.ispi), rspi=_hex(m.rspi), mid=m.mid,
             initiator=is_initiator(sa, ev), response=is_response(sa, ev), encrypted=m.encrypted,
-            payloads=m.payload_names, length=m.length, natt=ev.marker, ip_fragments=ev.fragments,
-            anomalies=[f"{a.kind}:{a.where}" + (f": {a.detail}" if a.detail else "") for a in m.anomalies],
+            payloads=m.payload_names + [p.name for p in d.payloads] if d is not None else m.payload_names,
+            length=m.length, natt=ev.marker, ip_fragments=ev.fragments, anomalies=anomalies,
+            decrypted=d is not None and d.status in ("ok", "fragment"),
+            decryption=(d.status if d is not None else ("no_key" if m.encrypted else None)),
         ))
     rows = []
     for sa in sas:
-        ch = chosen_proposal(sa)
+        ch = chosen[id(sa)]
+        info = dec_sa.get(id(sa))
         first, last = sa.events[0], sa.events[-1]
+        ids = identities(sa, payloads_of)
+        auth = ch.auth_method or auth_method(sa, payloads_of)
         rows.append(IkeSaRow(
             version=sa.version, ispi=_hex(sa.ispi), rspi=_hex(sa.rspi),
             initiator=addr_text(sa.initiator[0]) if sa.initiator else None,
@@ -66,19 +98,30 @@ def ike_tables(tr: Tracker) -> tuple[list[ExchangeRow], list[IkeSaRow]]:
             first_frame=first.frame, last_frame=last.frame, capture=tr.captures[first.capture],
             messages=len(sa.events),
             exchanges=dict(Counter(e.msg.exchange for e in sa.events)),
-            enc=ch.enc, integ=ch.integ, prf=ch.prf, dh_group=ch.dh_group, auth_method=ch.auth_method,
+            enc=ch.enc, integ=ch.integ, prf=ch.prf, dh_group=ch.dh_group, auth_method=auth,
             lifetime=ch.lifetime, lifetime_kb=ch.lifetime_kb,
             vendor_ids=vendor_ids(sa), nat_detected=nat_detected(sa, ch),
             natt=any(e.marker for e in sa.events), notify_errors=notify_errors(sa),
+            initiator_id=ids[0], responder_id=ids[1],
+            key=info.key if info else None, decrypted=info.decrypted if info else 0,
         ))
-    return exchanges, rows
+    return IkeView(exchanges, rows, child_sa_algorithms(sas, payloads_of))
 
 
-def sa_table(tr: Tracker) -> list[SaRow]:
+def sa_table(tr: Tracker, crypto: SaCrypto | None = None,
+             negotiated: dict[int, tuple[str | None, str | None]] | None = None) -> list[SaRow]:
     rows = []
+    negotiated = negotiated or {}
+    states = crypto.states if crypto is not None else {}
     for (proto, spi, addrs), s in tr.sas.items():
         src, dst = split(addrs)
         inner = s[SA_INNER] or {}
+        st = states.get((proto, spi, addrs))
+        key = st.key if st is not None else None
+        if key is not None and (st.decrypted or not negotiated.get(spi)):
+            enc, integ = (key_cipher_name(key) if proto == 50 else None), key.integ
+        else:
+            enc, integ = negotiated.get(spi, (None, None))
         rows.append(SaRow(
             protocol="esp" if proto == 50 else "ah", spi=f"0x{spi:08x}",
             src=addr_text(src), dst=addr_text(dst), udp_encap=s[SA_ENCAP] > 0,
@@ -89,9 +132,21 @@ def sa_table(tr: Tracker) -> list[SaRow]:
             capture=tr.captures[s[SA_FIRST_CAP]], last_capture=tr.captures[s[SA_LAST_CAP]],
             ip_fragments=s[SA_FRAGMENTS],
             next_headers={proto_name(nh): n for nh, n in sorted(inner.items())},
+            enc=enc, integ=integ,
+            decrypted=st.decrypted if st is not None else 0,
+            integrity_failures=st.integrity_failures if st is not None else 0,
+            key=key.fingerprint if key is not None else None,
         ))
     rows.sort(key=lambda r: (r.capture, r.first_frame, r.protocol, r.spi))
     return rows
+
+
+def key_cipher_name(key) -> str:
+    """The key's cipher with its key length, as the IKE tables name it: aes-cbc-256."""
+    algo = ENC.get(key.enc)
+    if algo is None:
+        return key.enc
+    return cipher(key.enc, (len(key.enc_key) - algo.salt_len) * 8)
 
 
 def tcp_state(bits: int) -> str:

@@ -238,13 +238,13 @@ def test_openswan_tables_exist():
 # --------------------------------------------------------------------------- tcpdump -E
 def test_tcpdump_esp_secrets_match_the_derived_esp_sa():
     """tcpdump's own test secrets and the esp_sa derived from them hold the same keys.
-    tcpdump's -hmac96 is a 12-byte ICV it does not check: hmac-sha1-96 with an
-    unknown (empty) key; the derived table says Wireshark's 'ANY 96 bit'."""
+    tcpdump's -hmac96 is a 12-byte ICV it does not check, which is Wireshark's
+    'ANY 96 bit' (any-96) as the derived table says."""
     for txt, sa in (("esp-secrets.txt", "esp-secrets.derived.esp_sa"),
                     ("esp1-secrets.derived.txt", "esp1-secrets.derived.esp_sa")):
         t, w = load(PUB / "tcpdump" / txt), load(PUB / "tcpdump" / sa)
         assert [(k.spi, k.dst, k.enc, k.enc_key) for k in t.esp] == [(k.spi, k.dst, k.enc, k.enc_key) for k in w.esp]
-        assert {(k.integ, k.integ_key, k.src) for k in t.esp} == {("hmac-sha1-96", b"", None)}
+        assert {(k.integ, k.integ_key, k.src) for k in t.esp} == {("any-96", b"", None)}
         assert {(k.integ, k.integ_key, k.src) for k in w.esp} == {("any-96", b"", None)}
         assert t.problems == w.problems == []
         assert t.esp[0].source.format == "tcpdump"
@@ -306,7 +306,7 @@ def test_tcpdump_default_sa_commas_ascii_unsupported_and_file(tmp_path):
     st = load(p)
     got = [(k.spi, k.src, k.dst, k.enc, k.enc_key.hex(), k.integ, k.integ_key.hex()) for k in st.esp]
     assert got == [
-        (None, None, None, "aes-cbc", K16, "hmac-sha1-96", ""),
+        (None, None, None, "aes-cbc", K16, "any-96", ""),
         (0x1000, None, "10.0.0.1", "aes-cbc", K32, "hmac-sha1-96", K20),
         (0x2000, None, "2001:db8::1", "3des-cbc", K24, "none", ""),
         (0x2001, None, "10.0.0.2", "null", "", "none", ""),

@@ -226,3 +226,17 @@ def test_transport_mode_rebuild_keeps_the_outer_header():
     while s >> 16:
         s = (s & 0xFFFF) + (s >> 16)
     assert s == 0xFFFF
+
+
+@pytest.mark.parametrize("scenario_name, keyfile", [
+    ("ikev2-natt", "xfrm-state.txt"), ("ikev2-gcm", "xfrm-state.txt"), ("ikev2-chacha", "xfrm-state.txt"),
+    ("ikev2-aes256-sha512-modp", "xfrm-state-s.txt"), ("ikev1-aggressive-psk", "xfrm-state-s.txt"),
+])
+def test_ip_xfrm_state_dumps_decrypt_the_strongswan_captures(scenario_name, keyfile):
+    """The CHILD_SAs of these scenarios written in fixtures/keys/ as a Linux
+    gateway's `ip [-s] xfrm state` prints them verify every one of their packets."""
+    a = analyze([SS / scenario_name / "capture.pcap"], keys=[ROOT / "fixtures" / "keys" / keyfile])
+    keyed = [r for r in a.sas if r.key is not None]
+    assert len(keyed) >= 2 and len(keyed) % 2 == 0  # both directions of each CHILD_SA written
+    for r in keyed:
+        assert (r.decrypted, r.integrity_failures) == (r.packets, 0)

@@ -263,6 +263,14 @@ def _check_stdin(captures) -> None:
 def _warn(result: Analysis) -> None:
     for w in result.tracker.warnings:
         click.echo(f"ipsecpcap: warning: {w}", err=True)
+    if result.keys is not None:
+        # keys that could not be used are said, never dropped silently (files in a
+        # key directory that are not key files are only counted)
+        problems = result.keys.problems + (result.crypto.problems if result.crypto is not None else [])
+        skipped = [p for p in problems if "skipped, not a key file" in p]
+        for p in problems:
+            if p not in skipped:
+                click.echo(f"ipsecpcap: warning: key not used: {p}", err=True)
 
 
 if __name__ == "__main__":  # pragma: no cover

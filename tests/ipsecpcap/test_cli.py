@@ -87,3 +87,25 @@ def test_errors_are_one_line_with_documented_codes(tmp_path):
     p = subprocess.run([sys.executable, "-m", "ipsecpcap.cli", "sas", "--format", "xml", CAP],
                        capture_output=True, text=True)
     assert p.returncode == 2 and "Traceback" not in p.stderr
+
+
+def test_key_file_errors_and_key_secrecy(tmp_path):
+    """A bad key file: exit 4 and one line naming file and line; no key bytes in any output."""
+    secret = "0x" + "5a" * 16
+    bad = tmp_path / "esp_sa"
+    bad.write_text('"IPv4","10.0.0.1","10.0.0.2","0x1000","AES-CBC [RFC3602]","' + secret + '"\n')
+    p = subprocess.run([sys.executable, "-m", "ipsecpcap.cli", "sas", CAP, "--keys", str(bad)],
+                       capture_output=True, text=True)
+    assert p.returncode == 4 and p.stderr.count("\n") == 1 and "esp_sa:1:" in p.stderr
+    assert "5a5a5a5a" not in p.stderr + p.stdout
+    unknown = tmp_path / "esp_sa2"
+    unknown.write_text('"IPv4","10.0.0.1","10.0.0.2","0x1000","AES-CBC [RFC3602]","' + secret +
+                       '","HMAC-SHA-1-96 [RFC2404]","0x' + "77" * 20 + '"\n'
+                       '"IPv4","10.0.0.1","10.0.0.2","0x1001","Serpent-CBC","' + secret + '","NULL",""\n')
+    for cmd in ("analyze", "sas", "keys"):
+        for fmt in ("table", "json"):
+            p = subprocess.run([sys.executable, "-m", "ipsecpcap.cli", cmd, CAP, "--keys", str(unknown),
+                                "--format", fmt], capture_output=True, text=True)
+            assert p.returncode == 0, p.stderr
+            assert "5a5a5a5a" not in p.stdout + p.stderr and "77777777" not in p.stdout + p.stderr
+            assert "esp_sa2:2" in p.stderr or "esp_sa2:2" in p.stdout  # the unknown algorithm is reported

@@ -240,3 +240,42 @@ def test_ip_xfrm_state_dumps_decrypt_the_strongswan_captures(scenario_name, keyf
     assert len(keyed) >= 2 and len(keyed) % 2 == 0  # both directions of each CHILD_SA written
     for r in keyed:
         assert (r.decrypted, r.integrity_failures) == (r.packets, 0)
+
+
+def _ah_v4_frame(key: bytes, spi: int, seq: int, ttl: int, payload: bytes, icv_ok: bool = True) -> bytes:
+    """Ethernet + IPv4 + AH (HMAC-SHA1-96) + payload; the ICV computed as RFC 4302
+    3.3.3.1.1 says: TOS, flags/fragment offset, TTL and checksum zeroed, ICV zeroed."""
+    import hashlib
+    import hmac
+    import struct
+    ah_len = 12 + 12
+    total = 20 + ah_len + len(payload)
+    def ip(tos, frag, ttl_, csum):
+        return struct.pack("!BBHHHBBH4s4s", 0x45, tos, total, 7, frag, ttl_, 51, csum,
+                           bytes([192, 0, 2, 1]), bytes([192, 0, 2, 2]))
+    ah = struct.pack("!BBHII", 6, ah_len // 4 - 2, 0, spi, seq)
+    icv = hmac.new(key, ip(0, 0, 0, 0) + ah + bytes(12) + payload, hashlib.sha1).digest()[:12]
+    if not icv_ok:
+        icv = bytes([icv[0] ^ 1]) + icv[1:]
+    return b"\x02" * 6 + b"\x04" * 6 + b"\x08\x00" + ip(0x10, 0x4000, ttl, 0) + ah + icv + payload
+
+
+def test_ah_icv_verification_through_the_analysis(tmp_path):
+    import struct
+    key = bytes(range(20))
+    tcp = struct.pack("!HHIIBBHHH", 40000, 80, 1, 0, 0x50, 0x02, 1024, 0, 0)  # a SYN
+    frames = [_ah_v4_frame(key, 0x100, s, 64 - s, tcp) for s in (1, 2, 3)]  # TTL changes: mutable
+    frames.append(_ah_v4_frame(key, 0x100, 4, 60, tcp, icv_ok=False))
+    pcap = tmp_path / "ah.pcap"
+    with open(pcap, "wb") as f:
+        f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+        for i, fr in enumerate(frames):
+            f.write(struct.pack("<IIII", 1700000000 + i, 0, len(fr), len(fr)) + fr)
+    keys = tmp_path / "keys.yaml"
+    keys.write_text('ipsecpcap-keys: 1\nesp:\n  - protocol: ah\n    spi: "0x100"\n    integ: hmac-sha1-96\n'
+                    f'    integ_key: "0x{key.hex()}"\n')
+    a = analyze([pcap], keys=[keys])
+    (r,) = a.sas
+    assert (r.protocol, r.packets, r.decrypted, r.integrity_failures, r.integ) == ("ah", 4, 3, 1, "hmac-sha1-96")
+    (flow,) = a.flows
+    assert flow.protected_by == "0x00000100"

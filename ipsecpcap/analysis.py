@@ -19,7 +19,8 @@ from .decode import Decoder, KeyedDecoder
 from .errors import InputError
 from .keymodel import KeyStore
 from .reader import CaptureError, open_capture
-from .records import ExchangeRow, FlowRow, IkeSaRow, SaRow
+from .lifecycle import Timeline, child_sa_rows, timeline
+from .records import ChildSaRow, ExchangeRow, FlowRow, IkeSaRow, SaRow
 from .sacrypto import SaCrypto
 from .tables import IkeView, flow_table, ike_tables, sa_table
 from .tracker import Tracker
@@ -114,7 +115,19 @@ class Analysis:
 
     @cached_property
     def sas(self) -> list[SaRow]:
-        return sa_table(self.tracker, self.crypto, self._ike.child_algorithms)
+        return sa_table(self.tracker, self.crypto, self._ike.child_algorithms, self._ike.lifecycle)
+
+    @cached_property
+    def child_sas(self) -> list[ChildSaRow]:
+        """One row per child SA (both directions), including those seen only in
+        decrypted IKE (e.g. the redundant SA of a rekey collision) or only as an
+        answered exchange that never carried a packet."""
+        return child_sa_rows(self._ike.lifecycle)
+
+    def timeline(self) -> Timeline:
+        """The SA timeline: one bar per IKE SA and per child SA direction,
+        and the establish / rekey / delete / collision events."""
+        return timeline(self._ike.lifecycle)
 
     def key_report(self) -> list[dict]:
         """For each key given: where it came from and what it verified on.
@@ -152,7 +165,8 @@ class Analysis:
         return flow_table(self.tracker)
 
     def table(self, name: str) -> list:
-        return {"exchanges": self.exchanges, "ike": self.ike, "sas": self.sas, "flows": self.flows}[name]
+        return {"exchanges": self.exchanges, "ike": self.ike, "sas": self.sas, "child-sas": self.child_sas,
+                "child_sas": self.child_sas, "flows": self.flows}[name]
 
     @cached_property
     def accounting(self) -> Accounting:

@@ -25,10 +25,10 @@ from . import __version__
 from .analysis import Analysis, analyze
 from .errors import EXIT_INTERNAL, IpsecpcapError
 from .output import FORMATS, _ts_text, dumps, output_stream, render_rows, text_table
-from .records import ExchangeRow, FlowRow, IkeSaRow, SaRow
+from .records import ChildSaRow, ExchangeRow, FlowRow, IkeSaRow, SaRow
 
 SUMMARY_ROWS = 20  # rows of each table shown in the summary; the table commands show all
-TABLES = {"exchanges": ExchangeRow, "ike": IkeSaRow, "sas": SaRow, "flows": FlowRow}
+TABLES = {"exchanges": ExchangeRow, "ike": IkeSaRow, "sas": SaRow, "child-sas": ChildSaRow, "flows": FlowRow}
 
 
 def _fail(msg: str, code: int) -> None:
@@ -119,7 +119,34 @@ def _table_command(name: str, help_text: str):
 _table_command("exchanges", "One row per IKE message (IKEv1 and IKEv2, UDP 500 and 4500).")
 _table_command("ike", "One row per IKE SA (SPI pair), with what the cleartext shows of its proposal.")
 _table_command("sas", "One row per ESP or AH SA direction (SPI, endpoints, packets, sequence numbers).")
+_table_command("child-sas", "One row per child SA (both directions): IKE SA, creating exchange, rekey lineage, "
+                            "PFS, collisions, deletion and lifetimes.")
 _table_command("flows", "One row per non-IPsec 5-tuple (IKE excluded), both directions, TCP state.")
+
+
+@main.command("timeline")
+@captures_arg
+@keys_option
+@output_options
+@library_errors
+def timeline_cmd(captures, keys, fmt, output):
+    """The SA timeline: one bar per IKE SA and per child SA direction, and the
+    establish, rekey, delete and collision events."""
+    from .lifecycle import ROW_FIELDS
+
+    _check_stdin(captures)
+    result = analyze(captures, keys=keys or None)
+    tl = result.timeline()
+    with output_stream(output) as out:
+        if fmt == "json":
+            out.write(dumps(tl.to_dict(), indent=1) + "\n")
+        elif fmt == "table":
+            rows = [{k: (_ts_text(v) if k in ("start", "end") and v is not None else v) for k, v in r.items()}
+                    for r in tl.rows()]
+            render_rows(rows, ROW_FIELDS, fmt, out)
+        else:
+            render_rows(tl.rows(), ROW_FIELDS, fmt, out)
+    _warn(result)
 
 
 @main.command("analyze")

@@ -142,6 +142,77 @@ def is_response(sa: IkeSa, ev: IkeEvent) -> bool | None:
     return None if first is None else src != first
 
 
+# ---------------------------------------------------------------- exchanges
+@dataclass(eq=False)
+class IkeExchange:
+    """One exchange of an IKE SA: the request (with its retransmissions and,
+    for IKEv1 Quick Mode, the initiator's third message) and the answers."""
+
+    sa: IkeSa
+    name: str  # exchange name, as in the exchanges table
+    exchange_type: int
+    mid: int
+    initiator: bytes | None  # address of the peer that sent the request
+    responder: bytes | None
+    by_sa_initiator: bool | None  # started by the IKE SA's original initiator
+    requests: list[IkeEvent] = field(default_factory=list)
+    responses: list[IkeEvent] = field(default_factory=list)
+
+    @property
+    def events(self) -> list[IkeEvent]:
+        return sorted(self.requests + self.responses, key=lambda e: (e.capture, e.frame))
+
+    @property
+    def first(self) -> IkeEvent:
+        return self.events[0]
+
+    @property
+    def ts(self) -> float:
+        """When it started (its first message)."""
+        return self.first.ts
+
+    @property
+    def done(self) -> float | None:
+        """When it was answered (the first answer), None if no answer was captured."""
+        return min(e.ts for e in self.responses) if self.responses else None
+
+    @property
+    def answer(self) -> IkeEvent | None:
+        return min(self.responses, key=lambda e: e.ts) if self.responses else None
+
+
+def group_exchanges(sa: IkeSa) -> list[IkeExchange]:
+    """The exchanges of an IKE SA in order of their first message.
+
+    IKEv2 message IDs count per direction (RFC 7296 2.2), so an exchange is
+    (message ID, which side started it); the side comes from the I and R
+    flags.  IKEv1 phase 1 is message ID 0; every later exchange has its own
+    random message ID (RFC 2408 3.1), started by whoever sent it first.
+    """
+    out: list[IkeExchange] = []
+    by_key: dict[tuple, IkeExchange] = {}
+    for ev in sa.events:
+        m = ev.msg
+        src, dst = split(ev.addrs)
+        resp = bool(is_response(sa, ev))
+        if m.version == 2 and m.initiator_flag is not None:
+            by_init = (not m.initiator_flag) if resp else m.initiator_flag
+            key: tuple = (m.mid, by_init)
+        else:
+            by_init = None
+            if sa.initiator is not None:
+                starter = sa.first_sender.get(m.mid, src)
+                by_init = starter == sa.initiator[0]
+            key = (m.mid,)
+        x = by_key.get(key)
+        if x is None:
+            x = by_key[key] = IkeExchange(sa, m.exchange, m.exchange_type, m.mid,
+                                          dst if resp else src, src if resp else dst, by_init)
+            out.append(x)
+        (x.responses if resp else x.requests).append(ev)
+    return out
+
+
 # ---------------------------------------------------------------- chosen proposal
 @dataclass
 class Chosen:

@@ -85,6 +85,22 @@ class IkeSaRow(Row):
     responder_id: str | None
     key: str | None  # fingerprint of the key that decrypted its messages
     decrypted: int  # messages decrypted and verified
+    # lifecycle (ipsecpcap.lifecycle); "ispi/rspi" names an IKE SA
+    established: float | None  # when it was established (IKE_AUTH / last phase-1 message / rekey answer)
+    established_frame: int | None
+    established_by: str | None  # IKE_AUTH, main_mode, aggressive, CREATE_CHILD_SA (a rekey)
+    established_frames: list[int]  # frames of the exchanges that made it
+    rekey_of: str | None  # the IKE SA it replaced
+    rekey_inferred: bool  # rekey_of inferred (no keys; IKEv1 always)
+    rekeyed_by: str | None  # the IKE SA that replaced it
+    role_swapped: bool | None  # after a rekey: its initiator is the old SA's responder
+    collision: bool  # the redundant IKE SA of a rekey collision
+    deleted: float | None
+    deleted_frame: int | None
+    delete_inferred: bool
+    observed_lifetime: float  # (deleted or last message) - (established or first message), seconds
+    child_sas: int  # child SAs created under it
+    quick_modes: int  # IKEv1 Quick Mode exchanges under it
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +129,22 @@ class SaRow(Row):
     decrypted: int  # ESP: packets verified and decrypted; AH: packets whose ICV verified
     integrity_failures: int
     key: str | None  # fingerprint of the matched key
+    # lifecycle (ipsecpcap.lifecycle)
+    ike_sa: str | None  # "ispi/rspi" of the IKE SA that created it
+    child_sa: str | None  # id of its child SA (see ChildSaRow.id)
+    peer_spi: str | None  # the SPI of the other direction of the same child SA
+    created_by: str | None  # IKE_AUTH, CREATE_CHILD_SA, quick_mode; None: made before the capture
+    created: float | None  # when the creating exchange was answered
+    created_frame: int | None
+    rekey_of: str | None  # SPI of the SA it replaced, same direction
+    rekey_inferred: bool
+    pfs: bool | None  # creating exchange carried KE; None for IKE_AUTH and when unknown
+    pfs_inferred: bool
+    dh_group: int | None
+    collision: bool  # the redundant SA of a rekey collision
+    deleted: float | None
+    deleted_frame: int | None
+    delete_inferred: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,3 +169,72 @@ class FlowRow(Row):
     state: str | None  # TCP: accepted, rejected, unanswered, midstream; else None
     protected_by: str | None  # SPI of the AH SA that carried it (inside IPsec), else None
     capture: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChildSaRow(Row):
+    """One child SA (both directions), including those seen only in IKE."""
+
+    id: str  # "0x<SPI initiator->responder>/0x<SPI responder->initiator>", "?" for an unknown SPI
+    protocol: str  # esp | ah
+    ike_sa: str | None  # "ispi/rspi" of the IKE SA that created it
+    initiator: str | None  # who started the creating exchange
+    responder: str | None
+    spi_i: str | None  # SPI of packets initiator -> responder
+    spi_r: str | None
+    created_by: str | None  # IKE_AUTH, CREATE_CHILD_SA, quick_mode; None: made before the capture
+    created: float | None  # when the creating exchange was answered
+    created_frames: list[int]
+    rekey_of: str | None  # id of the child SA it replaced
+    rekey_inferred: bool
+    rekeyed_by: str | None  # id of the child SA that replaced it
+    pfs: bool | None
+    pfs_inferred: bool
+    dh_group: int | None
+    collision: bool  # the redundant SA of a rekey collision (RFC 7296 2.8.1)
+    packets: int  # both directions
+    first_packet: float | None
+    last_packet: float | None
+    deleted: float | None
+    deleted_frame: int | None
+    delete_inferred: bool
+    lifetime: int | None  # proposed, seconds (IKEv1 Quick Mode life attributes)
+    lifetime_kb: int | None
+    observed_lifetime: float | None  # (deleted or last packet) - (created or first packet)
+    overlap: float | None  # seconds during which it and its successor both carried traffic
+    capture: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineBar(Row):
+    """One bar of the SA timeline: an IKE SA or one child SA direction."""
+
+    protocol: str  # ikev1 | ikev2 | esp | ah
+    sa: str | None  # IKE "ispi/rspi" or child SPI "0x..." (None: not known)
+    src: str | None  # IKE SA: initiator; child SA: sender
+    dst: str | None
+    ike_sa: str | None
+    child_sa: str | None
+    start: float  # established / created, else first seen
+    end: float  # deleted, else last seen
+    first_seen: float | None  # first and last packet (IKE: message)
+    last_seen: float | None
+    packets: int
+    deleted: bool
+    collision: bool
+    capture: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineEvent(Row):
+    """A point on the SA timeline."""
+
+    ts: float
+    frame: int | None
+    capture: str | None
+    kind: str  # ike_established, ike_rekey, ike_deleted, child_created, child_rekey, child_deleted, rekey_collision
+    protocol: str  # of the SA it concerns: ikev1 | ikev2 | esp | ah
+    sa: str  # the SA it concerns (IKE "ispi/rspi" or child SA id)
+    ike_sa: str | None
+    related: str | None  # the SA replaced (rekey, collision)
+    inferred: bool

@@ -14,6 +14,7 @@ from .ikedecrypt import decrypt_ike
 from .ikesa import (addr_text, auth_method, child_sa_algorithms, chosen_proposal, group_ike_sas, identities,
                     is_initiator, is_response, nat_detected, notify_errors, split, vendor_ids)
 from .keymodel import KeyStore
+from .lifecycle import Lifecycle, build_lifecycle, ike_fields, sa_fields
 from .sacrypto import SaCrypto
 from .records import ExchangeRow, FlowRow, IkeSaRow, SaRow
 from .tracker import (ICMP_ERROR_REV, FL_BY_FWD, FL_BY_REV, FL_FIRST_CAP, FL_FIRST_FRAME, FL_FIRST_TS, FL_LAST_FRAME,
@@ -43,6 +44,7 @@ class IkeView:
     exchanges: list[ExchangeRow]
     ike: list[IkeSaRow]
     child_algorithms: dict[int, tuple[str | None, str | None]]  # SPI -> (enc, integ) negotiated
+    lifecycle: Lifecycle | None = None
 
 
 def ike_tables(tr: Tracker, store: KeyStore | None = None) -> IkeView:
@@ -82,10 +84,14 @@ def ike_tables(tr: Tracker, store: KeyStore | None = None) -> IkeView:
             decrypted=d is not None and d.status in ("ok", "fragment"),
             decryption=(d.status if d is not None else ("no_key" if m.encrypted else None)),
         ))
+    lc = build_lifecycle(tr, sas, chosen, payloads_of, dec)
     rows = []
     for sa in sas:
         ch = chosen[id(sa)]
         info = dec_sa.get(id(sa))
+        rekeyed = lc.of_sa(sa).rekey_enc  # a rekeyed IKE SA: the proposal of its (decrypted) rekey
+        if ch.enc is None and rekeyed is not None:
+            ch.enc, ch.integ, ch.prf, ch.dh_group = rekeyed
         first, last = sa.events[0], sa.events[-1]
         ids = identities(sa, payloads_of)
         auth = ch.auth_method or auth_method(sa, payloads_of)
@@ -104,12 +110,14 @@ def ike_tables(tr: Tracker, store: KeyStore | None = None) -> IkeView:
             natt=any(e.marker for e in sa.events), notify_errors=notify_errors(sa),
             initiator_id=ids[0], responder_id=ids[1],
             key=info.key if info else None, decrypted=info.decrypted if info else 0,
+            **ike_fields(lc, sa),
         ))
-    return IkeView(exchanges, rows, child_sa_algorithms(sas, payloads_of))
+    return IkeView(exchanges, rows, child_sa_algorithms(sas, payloads_of), lc)
 
 
 def sa_table(tr: Tracker, crypto: SaCrypto | None = None,
-             negotiated: dict[int, tuple[str | None, str | None]] | None = None) -> list[SaRow]:
+             negotiated: dict[int, tuple[str | None, str | None]] | None = None,
+             lifecycle: Lifecycle | None = None) -> list[SaRow]:
     rows = []
     negotiated = negotiated or {}
     states = crypto.states if crypto is not None else {}
@@ -136,6 +144,7 @@ def sa_table(tr: Tracker, crypto: SaCrypto | None = None,
             decrypted=st.decrypted if st is not None else 0,
             integrity_failures=st.integrity_failures if st is not None else 0,
             key=key.fingerprint if key is not None else None,
+            **sa_fields(lifecycle, (proto, spi, addrs)),
         ))
     rows.sort(key=lambda r: (r.capture, r.first_frame, r.protocol, r.spi))
     return rows

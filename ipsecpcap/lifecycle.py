@@ -911,7 +911,7 @@ class _Builder:
             start = o.start
             if start is None or start >= x.ts or o.last_packet is None:
                 continue
-            if o.last_packet > last + IN_FLIGHT and o.last_packet - first > 0:
+            if o.last_packet > last + IN_FLIGHT:
                 continue  # the old one outlives the new one: two SAs side by side
             if o.last_packet - first > REKEY_OVERLAP_MAX:
                 continue

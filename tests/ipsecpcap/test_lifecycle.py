@@ -292,7 +292,8 @@ def test_arkime_ikev2_rekeys_are_sane():
     first, second = sorted(a.ike, key=lambda r: r.established)
     assert first.deleted is not None and first.delete_inferred and second.deleted is None
     # ECP-384 KE in every CREATE_CHILD_SA answer (384 bytes = the size model with PFS)
-    assert all(c.pfs and c.pfs_inferred and c.dh_group == 20 for c in a.child_sas if c.created_by == "CREATE_CHILD_SA")
+    made = [c for c in a.child_sas if c.created_by == "CREATE_CHILD_SA"]
+    assert made and all(c.pfs and c.pfs_inferred and c.dh_group == 20 for c in made)
 
 
 # ---------------------------------------------------------------- size model
@@ -321,7 +322,8 @@ def test_size_model_predicts_the_answer_exactly(name, frame, kind):
                   aead=algo.aead, keylen_attr=True, group=group,
                   hash_len={"hmac-sha2-256": 32, "hmac-sha1": 20}.get(integ, 20))
     assert m.expect(kind) == ex.length
-    assert m.classify(ex.length, ("child", "child_pfs", "ike_rekey") if ex.version == 2 else ("child", "child_pfs")) == kind
+    kinds = ("child", "child_pfs", "ike_rekey") if ex.version == 2 else ("child", "child_pfs")
+    assert m.classify(ex.length, kinds) == kind
 
 
 # ---------------------------------------------------------------- timeline and CLI
@@ -365,3 +367,80 @@ def test_cli_timeline_and_child_sas():
     assert p.returncode == 0, p.stderr
     rows = [json.loads(x) for x in p.stdout.splitlines()]
     assert len(rows) == 5 and sum(r["collision"] for r in rows) == 1
+
+
+# ---------------------------------------------------------------- records, no capture
+def _isakmp(ispi, rspi, etype, mid, body=b"", encrypted=False):
+    """An ISAKMP header (RFC 2408 3.1) and an opaque body: 28 bytes of
+    cookies, next payload, version 1.0, exchange type, flags, message ID, length."""
+    import struct
+    np = 8 if encrypted else 0  # HASH first inside an encrypted body
+    return ispi + rspi + struct.pack("!BBBBII", np, 0x10, etype, 1 if encrypted else 0, mid, 28 + len(body)) + body
+
+
+def test_ikev1_phase1_rekey_with_role_swap_from_records():
+    """IKEv1 has no rekey exchange: a second Main Mode between the same peers
+    while the first ISAKMP SA lives replaces it.  Here the old responder
+    starts it (a role swap), the old SA sends one more Informational (its
+    delete) and is silent after; the Quick Mode under the new SA replaces
+    the child SA of the old one (IKEv1 child SAs do not move)."""
+    import socket
+
+    from ipsecpcap.analysis import Analysis
+    from ipsecpcap.dissectors.ike import parse_ike
+    from ipsecpcap.tracker import IkeEvent, Tracker
+
+    a, b = socket.inet_aton("198.51.100.1"), socket.inet_aton("198.51.100.2")
+    tr = Tracker("synthetic")
+    frame = 0
+
+    def ike(ts, src, dst, data):
+        nonlocal frame
+        frame += 1
+        tr.ike_events.append(IkeEvent(0, frame, ts, src + dst, 500, 500, False, 0, parse_ike(data), data))
+
+    def main_mode(t, ini, res, icky, rcky):
+        zero = bytes(8)
+        ike(t, ini, res, _isakmp(icky, zero, 2, 0))
+        ike(t + 0.01, res, ini, _isakmp(icky, rcky, 2, 0))
+        ike(t + 0.02, ini, res, _isakmp(icky, rcky, 2, 0))
+        ike(t + 0.03, res, ini, _isakmp(icky, rcky, 2, 0))
+        ike(t + 0.04, ini, res, _isakmp(icky, rcky, 2, 0, bytes(64), True))
+        ike(t + 0.05, res, ini, _isakmp(icky, rcky, 2, 0, bytes(64), True))
+
+    def quick_mode(t, ini, res, icky, rcky, mid):
+        ike(t, ini, res, _isakmp(icky, rcky, 32, mid, bytes(160), True))
+        ike(t + 0.01, res, ini, _isakmp(icky, rcky, 32, mid, bytes(160), True))
+        ike(t + 0.02, ini, res, _isakmp(icky, rcky, 32, mid, bytes(48), True))
+
+    def esp(t0, t1, src, dst, spi):
+        nonlocal frame
+        for i, t in enumerate((t0, (t0 + t1) / 2, t1)):
+            frame += 1
+            tr.esp(frame, t, src + dst, spi, i + 1, 120, False, 0)
+
+    old_i, old_r = b"\x01" * 8, b"\x02" * 8
+    new_i, new_r = b"\x03" * 8, b"\x04" * 8
+    main_mode(0.0, a, b, old_i, old_r)
+    quick_mode(1.0, a, b, old_i, old_r, 0x1111)
+    esp(1.1, 150.0, a, b, 0x1001)
+    esp(1.1, 150.0, b, a, 0x2001)
+    main_mode(100.0, b, a, new_i, new_r)
+    ike(101.0, a, b, _isakmp(old_i, old_r, 5, 0x2222, bytes(48), True))
+    quick_mode(150.0, b, a, new_i, new_r, 0x3333)
+    esp(150.1, 300.0, a, b, 0x1002)
+    esp(150.1, 300.0, b, a, 0x2002)
+    tr.first_ts, tr.last_ts = 0.0, 300.0
+
+    an = Analysis(tr)
+    old, new = sorted(an.ike, key=lambda r: r.first_seen)
+    assert (new.rekey_of, new.rekey_inferred, new.role_swapped) == (f"{old.ispi}/{old.rspi}", True, True)
+    assert old.rekeyed_by == f"{new.ispi}/{new.rspi}"
+    assert (new.established_by, new.established) == ("main_mode", 100.05)
+    assert (old.deleted, old.delete_inferred) == (101.0, True)
+    first, second = sorted(an.child_sas, key=lambda c: c.created)
+    assert (first.spi_i, first.spi_r, first.created_by) == ("0x00001001", "0x00002001", "quick_mode")
+    assert (second.initiator, second.spi_i, second.spi_r) == ("198.51.100.2", "0x00002002", "0x00001002")
+    assert second.ike_sa == f"{new.ispi}/{new.rspi}" and second.rekey_inferred
+    assert _rekey_spis(second.rekey_of) == {"0x00001001", "0x00002001"}
+    assert first.rekeyed_by == second.id

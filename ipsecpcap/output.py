@@ -53,7 +53,7 @@ def _ts_text(v) -> str:
     return datetime.fromtimestamp(v, timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
 
 
-TS_FIELDS = {"ts", "first_seen", "last_seen"}
+TS_FIELDS = {"ts", "first_seen", "last_seen", "created", "deleted", "established", "first_packet", "last_packet"}
 
 
 def render_rows(rows: Sequence, fields: list[str], fmt: str, out) -> None:

@@ -124,6 +124,24 @@ _table_command("child-sas", "One row per child SA (both directions): IKE SA, cre
 _table_command("flows", "One row per non-IPsec 5-tuple (IKE excluded), both directions, TCP state.")
 
 
+@main.command("sequence")
+@captures_arg
+@keys_option
+@output_options
+@library_errors
+def sequence_cmd(captures, keys, fmt, output):
+    """One row per anti-replay event of an ESP or AH SA direction: replays, gaps,
+    reordering, counter resets, ESN wraps (the first 100 of each SA direction)."""
+    from .sequence import SequenceEventRow, sequence_rows
+
+    _check_stdin(captures)
+    result = analyze(captures, keys=keys or None)
+    rows = sequence_rows(result.sas, result.tracker.captures)
+    with output_stream(output) as out:
+        render_rows(rows, SequenceEventRow.field_names(), fmt, out)
+    _warn(result)
+
+
 @main.command("timeline")
 @captures_arg
 @keys_option

@@ -145,6 +145,20 @@ class SaRow(Row):
     deleted: float | None
     deleted_frame: int | None
     delete_inferred: bool
+    # anti-replay and sequence numbers (ipsecpcap.sequence), in capture order
+    replays: int  # packets repeating a sequence number already seen on the SA
+    gaps: int  # holes: runs of numbers never seen between the lowest and the highest
+    missing: int  # numbers in those holes
+    reordered: int  # late, new, less than 64 behind the highest (a 64 window accepts them)
+    too_old_32: int  # late, new, 32 or more behind: a receiver with a 32 window drops them
+    too_old_64: int  # late, new, 64 or more behind
+    seq_resets: int  # the counter started again under the same SPI
+    esn_wraps: int  # the 32-bit counter went round (extended sequence numbers)
+    loss_rate: float  # missing / numbers from the lowest to the highest seen
+    replay_rate: float  # replays / packets
+    reorder_rate: float  # (reordered + too_old_64) / packets
+    seq_exact: bool  # false when a count rests on an approximation (ipsecpcap.sequence says when)
+    seq_events: list[dict]  # the first 100 events by frame: replay, gap, reorder, too_old, reset, esn_wrap
 
 
 @dataclass(frozen=True, slots=True)

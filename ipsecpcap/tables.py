@@ -17,11 +17,12 @@ from .keymodel import KeyStore
 from .lifecycle import Lifecycle, build_lifecycle, ike_fields, sa_fields
 from .sacrypto import SaCrypto
 from .records import ExchangeRow, FlowRow, IkeSaRow, SaRow
+from .sequence import sa_row_fields
 from .tracker import (ICMP_ERROR_REV, FL_BY_FWD, FL_BY_REV, FL_FIRST_CAP, FL_FIRST_FRAME, FL_FIRST_TS, FL_LAST_FRAME,
                       FL_LAST_TS, FL_PK_FWD, FL_PK_REV, FL_PROTECTED, FL_TCP, SA_BYTES, SA_ENCAP,
                       SA_FIRST_CAP, SA_FIRST_FRAME, SA_FIRST_TS, SA_FRAGMENTS, SA_INNER, SA_LAST_CAP,
                       SA_LAST_FRAME, SA_LAST_TS, SA_PACKETS, SA_SEQ_FIRST, SA_SEQ_LAST, TCP_FIRST_SYN,
-                      TCP_RST_REV, TCP_SYNACK_REV, Tracker)
+                      TCP_RST_REV, TCP_SYNACK_REV, Tracker, sa_sequence)
 
 PROTO_NAMES = {1: "icmp", 2: "igmp", 4: "ipip", 6: "tcp", 17: "udp", 41: "ipv6", 47: "gre", 50: "esp",
                51: "ah", 58: "icmpv6", 59: "none", 89: "ospf", 103: "pim", 112: "vrrp", 132: "sctp"}
@@ -144,6 +145,7 @@ def sa_table(tr: Tracker, crypto: SaCrypto | None = None,
             decrypted=st.decrypted if st is not None else 0,
             integrity_failures=st.integrity_failures if st is not None else 0,
             key=key.fingerprint if key is not None else None,
+            **sa_row_fields(sa_sequence(s), tr.captures),
             **sa_fields(lifecycle, (proto, spi, addrs)),
         ))
     rows.sort(key=lambda r: (r.capture, r.first_frame, r.protocol, r.spi))

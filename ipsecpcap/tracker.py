@@ -12,13 +12,20 @@ are built from a (merged) tracker by :mod:`ipsecpcap.tables`.
 """
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass
 
 from .dissectors.records import IkeMessage
+from .sequence import CAPTURE_SHIFT, FORCE, SeqState, SeqSummary, new_ring
 
 # indexes into an SA entry (a list, for cheap in-place updates in the hot path)
 SA_PACKETS, SA_BYTES, SA_FIRST_TS, SA_LAST_TS, SA_FIRST_FRAME, SA_LAST_FRAME, SA_SEQ_FIRST, \
-    SA_SEQ_LAST, SA_ENCAP, SA_FRAGMENTS, SA_INNER, SA_FIRST_CAP, SA_LAST_CAP = range(13)
+    SA_SEQ_LAST, SA_ENCAP, SA_FRAGMENTS, SA_INNER, SA_FIRST_CAP, SA_LAST_CAP, \
+    SA_SEQ_TOP, SA_SEQ_RING, SA_SEQ_STATE = range(16)
+# anti-replay (ipsecpcap.sequence): SA_SEQ_TOP is the highest sequence number
+# of the in-order run (a packet with SA_SEQ_TOP + 1 is the next in order; -2:
+# none is, every packet goes to the slow path), SA_SEQ_RING 64 frames indexed
+# by seq & 63, SA_SEQ_STATE the rest of the state (a SeqState)
 
 # indexes into a flow entry
 FL_PK_FWD, FL_PK_REV, FL_BY_FWD, FL_BY_REV, FL_FIRST_TS, FL_LAST_TS, FL_FIRST_FRAME, \
@@ -83,7 +90,9 @@ class Tracker:
         k = (IPPROTO_ESP, spi, addrs)
         s = self.sas.get(k)
         if s is None:
-            self.sas[k] = [1, length, ts, ts, frame, frame, seq, seq, 1 if encap else 0, fragments, None, 0, 0]
+            self.sas[k] = s = [1, length, ts, ts, frame, frame, seq, seq, 1 if encap else 0, fragments, None, 0, 0,
+                               FORCE, new_ring(), SeqState()]
+            s[13] = s[15].packet(seq, frame, FORCE, s[14])
             return
         s[0] += 1
         s[1] += length
@@ -99,12 +108,20 @@ class Tracker:
             s[8] += 1
         if fragments:
             s[9] += fragments
+        # anti-replay (ipsecpcap.sequence): the next in order costs a compare and two stores
+        if seq == s[13] + 1:
+            s[13] = seq
+            s[14][seq & 63] = frame
+        else:
+            s[13] = s[15].packet(seq, frame, s[13], s[14])
 
     def ah(self, frame, ts, addrs, spi, seq, length, next_header):
         k = (IPPROTO_AH, spi, addrs)
         s = self.sas.get(k)
         if s is None:
-            self.sas[k] = [1, length, ts, ts, frame, frame, seq, seq, 0, 0, {next_header: 1}, 0, 0]
+            self.sas[k] = s = [1, length, ts, ts, frame, frame, seq, seq, 0, 0, {next_header: 1}, 0, 0,
+                               FORCE, new_ring(), SeqState()]
+            s[13] = s[15].packet(seq, frame, FORCE, s[14])
             return
         s[0] += 1
         s[1] += length
@@ -118,6 +135,11 @@ class Tracker:
             s[6] = seq
         inner = s[10]
         inner[next_header] = inner.get(next_header, 0) + 1
+        if seq == s[13] + 1:
+            s[13] = seq
+            s[14][seq & 63] = frame
+        else:
+            s[13] = s[15].packet(seq, frame, s[13], s[14])
 
     def flow(self, frame, ts, proto, addrs, sport, dport, length, tcp_flags, protected_by):
         flows = self.flows
@@ -182,17 +204,30 @@ class Tracker:
 
     # ------------------------------------------------------------------ partial results
     def merge(self, other: "Tracker") -> "Tracker":
-        """Fold ``other`` (a later slice or capture) into this tracker."""
+        """Fold ``other`` (a later slice or capture) into this tracker.
+
+        ``other`` is left as it was.  The sequence analysis of an SA seen in
+        both re-checks the boundary (see :meth:`ipsecpcap.sequence.SeqState.merge`)."""
         base = len(self.captures)
         self.captures.extend(other.captures)
+        shift = base << CAPTURE_SHIFT
         for k, o in other.sas.items():
             o = list(o)
             o[SA_FIRST_CAP] += base
             o[SA_LAST_CAP] += base
+            # the other slice's sequence state, renumbered to our captures
+            o[SA_SEQ_STATE] = theirs = o[SA_SEQ_STATE].clone(shift)
+            theirs.settle(o[SA_SEQ_TOP])
+            o[SA_SEQ_RING] = array("q", [w + shift for w in o[SA_SEQ_RING]])
             s = self.sas.get(k)
             if s is None:
+                o[SA_SEQ_TOP] = theirs.top()
                 self.sas[k] = o
                 continue
+            mine = s[SA_SEQ_STATE]
+            mine.settle(s[SA_SEQ_TOP])
+            mine.merge(theirs, s[SA_SEQ_RING], o[SA_SEQ_RING])
+            s[SA_SEQ_TOP] = mine.top()
             s[SA_PACKETS] += o[SA_PACKETS]
             s[SA_BYTES] += o[SA_BYTES]
             if o[SA_FIRST_TS] < s[SA_FIRST_TS]:
@@ -243,6 +278,11 @@ class Tracker:
             self.last_ts = other.last_ts if self.last_ts is None else max(self.last_ts, other.last_ts)
         self.warnings.extend(other.warnings)
         return self
+
+
+def sa_sequence(entry: list) -> SeqSummary:
+    """The anti-replay and sequence analysis of one SA entry (``Tracker.sas`` value)."""
+    return entry[SA_SEQ_STATE].summary(entry[SA_SEQ_RING], entry[SA_SEQ_TOP], entry[SA_PACKETS])
 
 
 def _tcp_fwd(flags: int, bits: int) -> int:

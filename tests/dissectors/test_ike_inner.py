@@ -4,7 +4,7 @@ IKE messages, written out field by field.
 The same payloads are also wrapped in a clear message and given to
 parse_ikev2 / parse_isakmp: the inner parsers must decode them identically
 (they reuse the same decoders).  Whole-capture decryption is tested in
-tests/crypto/test_crypto_ike.py.
+tests/ipsecpcap/crypto/test_crypto_ike.py.
 """
 from __future__ import annotations
 

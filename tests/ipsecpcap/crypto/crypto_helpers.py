@@ -30,7 +30,7 @@ except ImportError:  # pragma: no cover
 
 from ipsecpcap.keymodel import EspKey
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 VECTORS = ROOT / "fixtures" / "vectors"
 PUBLIC = ROOT / "fixtures" / "public"
 STRONGSWAN = ROOT / "fixtures" / "strongswan"

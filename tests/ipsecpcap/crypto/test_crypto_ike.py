@@ -55,7 +55,7 @@ from ipsecpcap.dissectors.isakmp import parse_isakmp_inner
 from ipsecpcap.dissectors.records import IkeMessage, Payload
 from ipsecpcap.keymodel import Ikev1Key, Ikev2Key
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[3] / "fixtures"
 PUBLIC = FIXTURES / "public"
 WIRESHARK = PUBLIC / "wireshark"
 STRONGSWAN = FIXTURES / "strongswan"

@@ -22,7 +22,7 @@ from __future__ import annotations
 import struct
 from typing import Protocol
 
-from .dissectors.ike import parse_ike
+from .dissectors.ike import IKE_HEADER_LEN, parse_ike
 from .dissectors.records import IkeMessage
 from .reassembly import Reassembler
 
@@ -69,7 +69,6 @@ IPV6_EXT_SIMPLE = (IPPROTO_HOPOPTS, IPPROTO_ROUTING, IPPROTO_DSTOPTS, IPPROTO_MO
 
 IKE_PORT = 500
 NATT_PORT = 4500
-IKE_HEADER_LEN = 28  # RFC 7296 3.1, RFC 2408 3.1
 
 # ICMP error messages, which quote the offending packet
 ICMP4_ERRORS = (3, 4, 5, 11, 12)  # unreachable, source quench, redirect, time exceeded, parameter problem

@@ -20,7 +20,7 @@ from .errors import InputError
 from .keymodel import KeyStore
 from .reader import CaptureError, open_capture
 from .lifecycle import Timeline, child_sa_rows, timeline
-from .records import ChildSaRow, ExchangeRow, FlowRow, IkeSaRow, SaRow
+from .records import ChildSaRow, ExchangeRow, FindingRow, FlowRow, IkeSaRow, SaRow
 from .sacrypto import SaCrypto
 from .tables import IkeView, flow_table, ike_tables, sa_table
 from .tracker import Tracker
@@ -96,10 +96,21 @@ class Accounting:
 class Analysis:
     """The merged result of one or more captures."""
 
-    def __init__(self, tracker: Tracker, keys: KeyStore | None = None, crypto: SaCrypto | None = None):
+    def __init__(self, tracker: Tracker, keys: KeyStore | None = None, crypto: SaCrypto | None = None,
+                 policy=None, rules=None):
         self.tracker = tracker
         self.keys = keys
         self.crypto = crypto
+        self.policy = policy  # an ipsecpcap.policy.Policy, or None
+        self.rule_dirs = list(rules or [])  # extra rule directories (--rules)
+
+    @cached_property
+    def findings(self) -> list[FindingRow]:
+        """What the rule pack found (``ipsecpcap.rules``), most severe first.
+        Rules that need a policy run only when one was given."""
+        from .rules.engine import evaluate, load_rules
+
+        return evaluate(load_rules(self.rule_dirs), self)
 
     @cached_property
     def _ike(self) -> IkeView:
@@ -166,7 +177,7 @@ class Analysis:
 
     def table(self, name: str) -> list:
         return {"exchanges": self.exchanges, "ike": self.ike, "sas": self.sas, "child-sas": self.child_sas,
-                "child_sas": self.child_sas, "flows": self.flows}[name]
+                "child_sas": self.child_sas, "flows": self.flows, "findings": self.findings}[name]
 
     @cached_property
     def accounting(self) -> Accounting:
@@ -200,22 +211,48 @@ class Analysis:
         }
 
 
-def analyze(paths: Iterable, *, keys=None, block_bytes: int = 4 << 20, progress=None) -> Analysis:
+def analyze(paths: Iterable, *, keys=None, policy=None, rules=None, engine: str = "fast", jobs: int = 1,
+            block_bytes: int = 4 << 20, progress=None) -> Analysis:
     """Analyse the captures (in the order given, which should be time order)
     and return the merged :class:`Analysis`.
 
     ``keys`` is a :class:`~ipsecpcap.keymodel.KeyStore` or an iterable of key
-    file paths (see :func:`ipsecpcap.keys.load_keys`).
+    file paths (see :func:`ipsecpcap.keys.load_keys`).  ``policy`` is a
+    :class:`~ipsecpcap.policy.Policy` or the path of a policy file; ``rules``
+    an iterable of extra rule directories.  ``engine`` is ``fast`` (our own
+    decoder) or ``tshark`` (the same analysis over tshark's dissection, see
+    :mod:`ipsecpcap.deep`).
     """
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
     store = _key_store(keys)
+    pol = _policy(policy)
+    if engine not in ENGINES:
+        raise InputError(f"unknown engine {engine!r} (choose from {', '.join(ENGINES)})")
     crypto = SaCrypto(store) if store is not None and store.esp else None
     merged: Tracker | None = None
     for path in paths:
-        part = analyze_capture(path, block_bytes=block_bytes, progress=progress, crypto=crypto)
+        if engine == "tshark":
+            from .deep import analyze_capture_deep
+
+            part = analyze_capture_deep(path, keys=store, progress=progress)
+        else:
+            part = analyze_capture(path, block_bytes=block_bytes, progress=progress, crypto=crypto)
         merged = part if merged is None else merged.merge(part)
     if merged is None:
         raise InputError("no capture given")
-    return Analysis(merged, store, crypto)
+    return Analysis(merged, store, crypto, pol, [os.fspath(r) for r in (rules or [])])
+
+
+ENGINES = ("fast", "tshark")
+
+
+def _policy(policy):
+    if policy is None:
+        return None
+    from .policy import Policy, load_policy
+
+    return policy if isinstance(policy, Policy) else load_policy(policy)
 
 
 def _key_store(keys) -> KeyStore | None:

@@ -22,7 +22,7 @@ import traceback
 import click
 
 from . import __version__
-from .analysis import Analysis, analyze
+from .analysis import ENGINES, Analysis, analyze
 from .errors import EXIT_INTERNAL, IpsecpcapError
 from .output import FORMATS, _ts_text, dumps, output_stream, render_rows, text_table
 from .records import ChildSaRow, ExchangeRow, FlowRow, IkeSaRow, SaRow
@@ -88,6 +88,33 @@ keys_option = click.option(
          "secrets, ipsecpcap YAML/JSON). Repeatable.")
 
 
+def analysis_options(fn):
+    """The options every analysing command shares: keys, policy, rules, engine, jobs, quiet.
+    The command receives them as keyword arguments and passes them to :func:`run_analysis`."""
+    fn = click.option("-q", "--quiet", is_flag=True, help="No progress bar on standard error.")(fn)
+    fn = click.option("--jobs", "jobs", type=click.IntRange(min=1), default=1, show_default=True,
+                      help="Worker processes for the fast engine.")(fn)
+    fn = click.option("--engine", "engine", type=click.Choice(ENGINES), default="fast", show_default=True,
+                      help="fast: our own decoder; tshark: the same analysis over tshark's dissection (pyshark).")(fn)
+    fn = click.option("--rules", "rules", multiple=True, type=click.Path(file_okay=False),
+                      help="Directory of extra rule files (YAML), besides the built-in pack. Repeatable.")(fn)
+    fn = click.option("--policy", "policy", type=click.Path(dir_okay=False), default=None,
+                      help="Policy file (YAML): protected hosts, what they require, their exemptions.")(fn)
+    return keys_option(fn)
+
+
+def run_analysis(captures, keys=(), policy=None, rules=(), engine="fast", jobs=1, quiet=False) -> Analysis:
+    """Analyse as the command line asked (after checking standard input)."""
+    _check_stdin(captures)
+    return analyze(captures, keys=keys or None, policy=policy, rules=rules, engine=engine, jobs=jobs,
+                   progress=progress_for(captures, quiet))
+
+
+def progress_for(captures, quiet: bool):
+    """The progress callback for the command line (None: no progress bar)."""
+    return None
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="ipsecpcap")
 @click.option("--debug", is_flag=True, hidden=True, help="Show tracebacks of internal errors.")
@@ -102,12 +129,11 @@ def main(debug):
 def _table_command(name: str, help_text: str):
     @main.command(name, help=help_text)
     @captures_arg
-    @keys_option
+    @analysis_options
     @output_options
     @library_errors
-    def cmd(captures, keys, fmt, output):
-        _check_stdin(captures)
-        result = analyze(captures, keys=keys or None)
+    def cmd(captures, fmt, output, **opts):
+        result = run_analysis(captures, **opts)
         rows = result.table(name)
         with output_stream(output) as out:
             render_rows(rows, TABLES[name].field_names(), fmt, out)
@@ -126,16 +152,15 @@ _table_command("flows", "One row per non-IPsec 5-tuple (IKE excluded), both dire
 
 @main.command("sequence")
 @captures_arg
-@keys_option
+@analysis_options
 @output_options
 @library_errors
-def sequence_cmd(captures, keys, fmt, output):
+def sequence_cmd(captures, fmt, output, **opts):
     """One row per anti-replay event of an ESP or AH SA direction: replays, gaps,
     reordering, counter resets, ESN wraps (the first 100 of each SA direction)."""
     from .sequence import SequenceEventRow, sequence_rows
 
-    _check_stdin(captures)
-    result = analyze(captures, keys=keys or None)
+    result = run_analysis(captures, **opts)
     rows = sequence_rows(result.sas, result.tracker.captures)
     with output_stream(output) as out:
         render_rows(rows, SequenceEventRow.field_names(), fmt, out)
@@ -144,16 +169,15 @@ def sequence_cmd(captures, keys, fmt, output):
 
 @main.command("timeline")
 @captures_arg
-@keys_option
+@analysis_options
 @output_options
 @library_errors
-def timeline_cmd(captures, keys, fmt, output):
+def timeline_cmd(captures, fmt, output, **opts):
     """The SA timeline: one bar per IKE SA and per child SA direction, and the
     establish, rekey, delete and collision events."""
     from .lifecycle import ROW_FIELDS
 
-    _check_stdin(captures)
-    result = analyze(captures, keys=keys or None)
+    result = run_analysis(captures, **opts)
     tl = result.timeline()
     with output_stream(output) as out:
         if fmt == "json":
@@ -169,13 +193,12 @@ def timeline_cmd(captures, keys, fmt, output):
 
 @main.command("analyze")
 @captures_arg
-@keys_option
+@analysis_options
 @output_options
 @library_errors
-def analyze_cmd(captures, keys, fmt, output):
+def analyze_cmd(captures, fmt, output, **opts):
     """Summary: frame accounting, IKE SAs, SAs, flows, time span."""
-    _check_stdin(captures)
-    result = analyze(captures, keys=keys or None)
+    result = run_analysis(captures, **opts)
     with output_stream(output) as out:
         if fmt in ("json", "jsonl"):
             out.write(dumps(result.summary(), indent=2 if fmt == "json" else None) + "\n")
@@ -317,6 +340,9 @@ def _warn(result: Analysis) -> None:
             if p not in skipped:
                 click.echo(f"ipsecpcap: warning: key not used: {p}", err=True)
 
+
+# commands kept in modules of their own register themselves on ``main`` when imported
+from . import cli_deep, cli_findings, cli_report  # noqa: E402,F401
 
 if __name__ == "__main__":  # pragma: no cover
     main(prog_name=os.path.basename(sys.argv[0]))

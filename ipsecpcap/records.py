@@ -252,3 +252,30 @@ class TimelineEvent(Row):
     ike_sa: str | None
     related: str | None  # the SA replaced (rekey, collision)
     inferred: bool
+
+
+SEVERITIES = ("info", "low", "medium", "high", "critical")  # in increasing order
+
+
+@dataclass(frozen=True, slots=True)
+class FindingRow(Row):
+    """One finding of a rule (``ipsecpcap.rules``): what was seen, where, and what to do."""
+
+    rule: str  # the rule's stable id
+    severity: str  # one of SEVERITIES
+    title: str
+    detail: str  # what was seen, in words
+    remediation: str
+    frames: list[int]  # evidence frame numbers (the first 100; ``frame_count`` says how many in all)
+    frame_count: int
+    first_seen: float | None
+    last_seen: float | None
+    capture: str | None  # capture of the first evidence frame
+    src: str | None  # endpoints, as the evidence shows them (initiator / sender first)
+    dst: str | None
+    proto: str | None  # tcp, udp, esp, ah, ikev1, ikev2, ...
+    port: int | None  # the server (destination) port, where it matters
+    spi: str | None  # ESP/AH SPI(s) concerned, "0x..." (several joined by ",")
+    ike_sa: str | None  # "ispi/rspi" of the IKE SA concerned
+    policy: str | None  # name of the policy entry (protected host) it concerns
+    evidence: dict  # rule-specific facts (e.g. TCP state and bytes each way), JSON-safe

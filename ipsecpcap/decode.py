@@ -96,7 +96,8 @@ _ah = struct.Struct("!BBxxII").unpack_from
 
 class Sink(Protocol):  # pragma: no cover - documentation of the interface
     def esp(self, frame: int, ts: float, addrs: bytes, spi: int, seq: int, length: int,
-            encap: bool, fragments: int) -> None: ...
+            encap: bool, fragments: int) -> bool | None: ...  # true: a new SA, send esp_sample
+    def esp_sample(self, spi: int, addrs: bytes, packet) -> None: ...  # first packet of a new ESP SA
     def ah(self, frame: int, ts: float, addrs: bytes, spi: int, seq: int, length: int,
            next_header: int) -> None: ...
     def ike(self, frame: int, ts: float, addrs: bytes, sport: int, dport: int, msg: IkeMessage,
@@ -334,7 +335,8 @@ class Decoder:
                     sink.truncated_ipsec(frame, ts, addrs, "esp", _u32(buf, p)[0], False)
                 return "malformed:truncated:esp"
             spi, seq = _espu(buf, p)
-            sink.esp(frame, ts, addrs, spi, seq, iplen, False, nfrags)
+            if sink.esp(frame, ts, addrs, spi, seq, iplen, False, nfrags):  # true for a new SA only
+                sink.esp_sample(spi, addrs, buf[p:end])
             return "analysed:esp"
         if proto == IPPROTO_UDP:
             if end - p < 8:
@@ -354,7 +356,8 @@ class Decoder:
                     return self.ike(buf, q + 4, end, reported - 4, addrs, sport, dport, ts, frame, True, nfrags)
                 if n >= 8:
                     spi, seq = _espu(buf, q)
-                    sink.esp(frame, ts, addrs, spi, seq, iplen, True, nfrags)
+                    if sink.esp(frame, ts, addrs, spi, seq, iplen, True, nfrags):  # true for a new SA only
+                        sink.esp_sample(spi, addrs, buf[q:end])
                     return "analysed:esp"
                 if n >= 4 and reported >= 8:  # an ESP header cut by the snap length
                     sink.truncated_ipsec(frame, ts, addrs, "esp", _u32(buf, q)[0], True)

@@ -45,6 +45,7 @@ ICMP_ERROR_REV = 256  # an ICMP error came back for a packet of the initiator (e
 _SYN, _ACK, _RST, _FIN = 0x02, 0x10, 0x04, 0x01
 
 IPPROTO_ESP, IPPROTO_AH, IPPROTO_TCP = 50, 51, 6
+SAMPLE = 256  # bytes kept of each end of an ESP SA's first packet
 
 
 def swap(addrs: bytes) -> bytes:
@@ -77,6 +78,9 @@ class Tracker:
         self.sas: dict[tuple, list] = {}  # (proto, spi, addrs) -> SA entry
         self.flows: dict[tuple, list] = {}  # (proto, addrs, sport, dport) initiator first -> flow entry
         self.ike_events: list[IkeEvent] = []
+        # the first packet of each ESP SA direction, from the SPI on: (length, head, tail),
+        # for the NULL-encryption heuristic (ipsecpcap.nullesp); one per SA, never per packet
+        self.esp_samples: dict[tuple, tuple[int, bytes, bytes]] = {}
         self.keepalives: dict[tuple, list] = {}  # (addrs, sport, dport) -> [count, first_ts, last_ts]
         self.counts: dict[str, int] = {}  # frame accounting, filled in by the decoder
         self.reassembly: dict[str, int] = {}
@@ -93,7 +97,7 @@ class Tracker:
             self.sas[k] = s = [1, length, ts, ts, frame, frame, seq, seq, 1 if encap else 0, fragments, None, 0, 0,
                                FORCE, new_ring(), SeqState()]
             s[13] = s[15].packet(seq, frame, FORCE, s[14])
-            return
+            return True  # new SA: the decoder hands over a sample of the payload (esp_sample)
         s[0] += 1
         s[1] += length
         if ts >= s[3]:
@@ -114,6 +118,10 @@ class Tracker:
             s[14][seq & 63] = frame
         else:
             s[13] = s[15].packet(seq, frame, s[13], s[14])
+
+    def esp_sample(self, spi, addrs, packet) -> None:
+        """The first packet of a new ESP SA direction (``packet`` from the SPI to the end captured)."""
+        self.esp_samples[(IPPROTO_ESP, spi, addrs)] = (len(packet), bytes(packet[:SAMPLE]), bytes(packet[-SAMPLE:]))
 
     def ah(self, frame, ts, addrs, spi, seq, length, next_header):
         k = (IPPROTO_AH, spi, addrs)
@@ -243,6 +251,8 @@ class Tracker:
                 for nh, n in o[SA_INNER].items():
                     inner[nh] = inner.get(nh, 0) + n
                 s[SA_INNER] = inner
+        for k, v in other.esp_samples.items():
+            self.esp_samples.setdefault(k, v)
         for k, o in other.flows.items():
             o = list(o)
             o[FL_FIRST_CAP] += base

@@ -342,7 +342,7 @@ def _warn(result: Analysis) -> None:
 
 
 # commands kept in modules of their own register themselves on ``main`` when imported
-from . import cli_deep, cli_findings, cli_report  # noqa: E402,F401
+from . import cli_deep, cli_findings, cli_psk, cli_report  # noqa: E402,F401
 
 if __name__ == "__main__":  # pragma: no cover
     main(prog_name=os.path.basename(sys.argv[0]))

@@ -176,8 +176,11 @@ class Analysis:
         return flow_table(self.tracker)
 
     def table(self, name: str) -> list:
-        return {"exchanges": self.exchanges, "ike": self.ike, "sas": self.sas, "child-sas": self.child_sas,
-                "child_sas": self.child_sas, "flows": self.flows, "findings": self.findings}[name]
+        """A table by name (``child-sas`` and ``child_sas`` both work); built on first use."""
+        attr = name.replace("-", "_")
+        if attr not in TABLE_NAMES:
+            raise KeyError(name)
+        return getattr(self, attr)
 
     @cached_property
     def accounting(self) -> Accounting:
@@ -245,6 +248,7 @@ def analyze(paths: Iterable, *, keys=None, policy=None, rules=None, engine: str 
 
 
 ENGINES = ("fast", "tshark")
+TABLE_NAMES = ("exchanges", "ike", "sas", "child_sas", "flows", "findings")
 
 
 def _policy(policy):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1  # reserved: a finding at or above --fail-on
-EXIT_USAGE = 2  # bad command line (click's own code)
+EXIT_USAGE = 2  # bad command line (click's own code), or a policy or rule file with a mistake
 EXIT_INPUT = 3  # a capture cannot be read: missing, unreadable, not a capture
 EXIT_KEYS = 4  # a key file cannot be used: unreadable, unknown format, malformed entry
 EXIT_INTERNAL = 70  # a bug: an unexpected exception (EX_SOFTWARE)
@@ -21,3 +21,9 @@ class InputError(IpsecpcapError):
     """A capture (or other input file) cannot be read."""
 
     exit_code = EXIT_INPUT
+
+
+class UsageError(IpsecpcapError):
+    """A policy file, rule file or option the user gave has a mistake."""
+
+    exit_code = EXIT_USAGE

@@ -180,7 +180,8 @@ class FlowRow(Row):
     last_seen: float
     first_frame: int
     last_frame: int
-    state: str | None  # TCP: accepted, rejected, unanswered, midstream; else None
+    state: str | None  # TCP: accepted, rejected, unanswered, midstream; UDP: accepted (answered),
+    # rejected (an ICMP error came back), unanswered; else None
     protected_by: str | None  # SPI of the AH SA that carried it (inside IPsec), else None
     capture: str
 

@@ -6,7 +6,8 @@ by first appearance, SAs and flows by first frame.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from .algorithms import cipher
 from .crypto.registry import ENC
@@ -46,6 +47,8 @@ class IkeView:
     ike: list[IkeSaRow]
     child_algorithms: dict[int, tuple[str | None, str | None]]  # SPI -> (enc, integ) negotiated
     lifecycle: Lifecycle | None = None
+    sas: list = field(default_factory=list)  # the IkeSa groups (ipsecpcap.ikesa), in table order
+    payloads_of: Callable | None = None  # IkeEvent -> its payloads, decrypted ones included
 
 
 def ike_tables(tr: Tracker, store: KeyStore | None = None) -> IkeView:
@@ -113,7 +116,7 @@ def ike_tables(tr: Tracker, store: KeyStore | None = None) -> IkeView:
             key=info.key if info else None, decrypted=info.decrypted if info else 0,
             **ike_fields(lc, sa),
         ))
-    return IkeView(exchanges, rows, child_sa_algorithms(sas, payloads_of), lc)
+    return IkeView(exchanges, rows, child_sa_algorithms(sas, payloads_of), lc, sas, payloads_of)
 
 
 def sa_table(tr: Tracker, crypto: SaCrypto | None = None,
@@ -170,6 +173,13 @@ def tcp_state(bits: int) -> str:
     return "unanswered"
 
 
+def udp_state(f: list) -> str:
+    """UDP: accepted (the responder answered), rejected (an ICMP error came back), unanswered."""
+    if f[FL_TCP] & ICMP_ERROR_REV:
+        return "rejected"
+    return "accepted" if f[FL_PK_REV] else "unanswered"
+
+
 def flow_table(tr: Tracker) -> list[FlowRow]:
     rows = []
     for (proto, addrs, sport, dport), f in tr.flows.items():
@@ -181,7 +191,7 @@ def flow_table(tr: Tracker) -> list[FlowRow]:
             bytes_fwd=f[FL_BY_FWD], bytes_rev=f[FL_BY_REV],
             first_seen=f[FL_FIRST_TS], last_seen=f[FL_LAST_TS],
             first_frame=f[FL_FIRST_FRAME], last_frame=f[FL_LAST_FRAME],
-            state=tcp_state(f[FL_TCP]) if proto == 6 else None,
+            state=tcp_state(f[FL_TCP]) if proto == 6 else udp_state(f) if proto == 17 else None,
             protected_by=f[FL_PROTECTED], capture=tr.captures[f[FL_FIRST_CAP]],
         ))
     rows.sort(key=lambda r: (r.capture, r.first_frame, r.proto, r.src, r.sport, r.dst, r.dport))

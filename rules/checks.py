@@ -1,0 +1,2 @@
+"""Built-in checks of the rule pack (being written)."""
+CHECKS = {}

@@ -648,6 +648,8 @@ class _Builder:
                 for proto in dict.fromkeys(p.protocol for p in rs_props + rq_props):
                     pr = next((p for p in rq_props if p.protocol == proto), None)
                     ps = next((p for p in rs_props if p.protocol == proto), None)
+                    if rs_vis and ps is None:
+                        continue  # the answer is visible and accepted no proposal: refused (an error notify)
                     self.children.append(self._exact_child(x, IP_OF[proto], pr, ps, rq, rs))
 
     def _exact_child(self, x: IkeExchange, proto: int, pr, ps, rq: list, rs: list) -> Child:
@@ -1126,8 +1128,12 @@ class _Builder:
             last = max(auth, key=lambda x: x.mid)
             ev = last.answer
             vis, pls = self.resp(last)
-            if vis and any(p.name == "N" and isinstance(p.fields.get("type"), int)
-                           and 0 < p.fields["type"] <= V2_ERROR_MAX for p in pls):
+            # RFC 7296 2.21.2: an IKE_AUTH answer with AUTH establishes the IKE SA even when it
+            # refuses the child SA (NO_PROPOSAL_CHOSEN, TS_UNACCEPTABLE, ... beside AUTH); an error
+            # without AUTH (AUTHENTICATION_FAILED, ...) does not
+            if vis and not any(p.name == "AUTH" for p in pls) and any(
+                    p.name == "N" and isinstance(p.fields.get("type"), int)
+                    and 0 < p.fields["type"] <= V2_ERROR_MAX for p in pls):
                 return None, None, None, [e.frame for x in init + auth for e in x.events]
             if not vis and not self._used_after(life, last):
                 return None, None, None, [e.frame for x in init + auth for e in x.events]

@@ -44,14 +44,17 @@ def _entry_for_sa(ctx, addrs, spis=()):
     e = ctx.policy.entry_for(*addrs)
     if e is not None:
         return e
-    spis = {s for s in spis if s}
-    if not spis:
-        return None
-    for f in ctx.analysis.flows:
-        if f.protected_by in spis:
-            e = ctx.policy.entry_for(f.dst, f.src)
-            if e is not None:
-                return e
+    inner = getattr(ctx, "_inner_entries", None)
+    if inner is None:  # SPI -> the first protected entry among the flows it carried, built once
+        inner = ctx._inner_entries = {}
+        for f in ctx.analysis.flows:
+            if f.protected_by and f.protected_by not in inner:
+                found = ctx.policy.entry_for(f.dst, f.src)
+                if found is not None:
+                    inner[f.protected_by] = found
+    for s in spis:
+        if s and s in inner:
+            return inner[s]
     return None
 
 
@@ -499,7 +502,8 @@ def weak_crypto(ctx):
     for key, rows in pairs.items():
         r = rows[0]
         dh = dh_of.get(key) if isinstance(key, str) else None
-        items = _weak_items(p, r.enc, r.integ, None, dh)
+        skip = set(p.get("child_exclude", []))  # e.g. ESP NULL: the rule esp_null_encryption's
+        items = [i for i in _weak_items(p, r.enc, r.integ, None, dh) if i.split(" ", 1)[1] not in skip]
         if not items:
             continue
         sev = "high" if any(i.split(" ", 1)[1] in high for i in items) else None
@@ -571,7 +575,7 @@ def ike_negotiation_failed(ctx):
                 "severity": p.get("severity_recovered", "info") if recovered else None,
                 "detail": f"IKEv{sa.version} SA {sa_id}: {', '.join(senders)} could not comply and answered "
                           f"{', '.join(names)} ({', '.join(exch)}) to {', '.join(others)}"
-                          + (" ; the negotiation then succeeded with a retry." if recovered
+                          + ("; the negotiation then succeeded with a retry." if recovered
                              else "; the IKE SA was established, but what this exchange asked for was refused."
                              if ok else "; no IKE SA was established."),
                 "frames": [ev.frame for ev in evs], "first_seen": first, "last_seen": last,

@@ -26,6 +26,14 @@ in a JSON record beside it.
     ipsecpcap's code), so decrypting it is a real check.  The key table is
     Wireshark 4.0's 8-column ``esp_sa`` format, one line per SA.
 
+``esp-carrying-ah.pcap`` + ``esp-carrying-ah.esp_sa`` (rule ah_esp_double_processing)
+    ESP in tunnel mode (AES-GCM-16, the same published test key) between
+    198.51.100.1 and 198.51.100.2, SPI 0x00002001, whose inner packets
+    (10.9.0.1 -> 10.9.0.2) are AH in transport mode (SPI 0x00003001, HMAC-SHA1-96
+    ICV of random bytes: no AH key is given, nothing verifies it) protecting an
+    ICMP echo request: ESP carrying AH, 3 packets.  tshark decrypts the ESP
+    with the esp_sa table and shows the AH inside.
+
     python3 tools/make_reuse_captures.py      # rewrites all of them, deterministically
 """
 from __future__ import annotations
@@ -153,6 +161,38 @@ def esp_key_reuse() -> dict:
             "sas": [f"0x{s:08x}" for s in sas], "packets_per_sa": 4, "sha256": _sha(path)}
 
 
+def esp_carrying_ah() -> dict:
+    import random
+
+    rnd = random.Random(4302)  # deterministic "ICV" bytes
+    aead = AESGCM(KEY)
+    out = [PCAP_HEADER]
+    eth = bytes.fromhex("020000000002" "020000000001" "0800")
+    t0 = 1_790_000_100
+    spi, ah_spi = 0x00002001, 0x00003001
+    for seq in range(1, 4):
+        icmp = bytearray(struct.pack("!BBHHH", 8, 0, 0, 7, seq) + b"ipsecpcap esp carrying ah")
+        icmp[2:4] = _csum(bytes(icmp)).to_bytes(2, "big")
+        # RFC 4302 2: next header, payload length (in 32-bit words, minus 2), reserved, SPI, seq, ICV
+        ah = struct.pack("!BBHII", 1, (12 + 12) // 4 - 2, 0, ah_spi, seq) + bytes(rnd.randrange(256) for _ in range(12))
+        inner = ipv4("10.9.0.1", "10.9.0.2", 51, ah + bytes(icmp), 2000 + seq)
+        pad = (-(len(inner) + 2)) % 4
+        plain = inner + bytes(range(1, pad + 1)) + bytes([pad, 4])
+        iv = (0x100 + seq).to_bytes(8, "big")
+        aad = struct.pack("!II", spi, seq)
+        esp = aad + iv + aead.encrypt(SALT + iv, plain, aad)
+        out.append(record(t0 + seq, 0, eth + ipv4("198.51.100.1", "198.51.100.2", 50, esp, 3000 + seq)))
+    path = os.path.join(OUT, "esp-carrying-ah.pcap")
+    with open(path, "wb") as f:
+        f.write(b"".join(out))
+    with open(os.path.join(OUT, "esp-carrying-ah.esp_sa"), "w") as f:
+        f.write("# tools/make_reuse_captures.py: ESP tunnel carrying AH (on purpose)\n")
+        f.write(f'"IPv4","198.51.100.1","198.51.100.2","0x{spi:08x}","AES-GCM with 16 octet ICV [RFC4106]",'
+                f'"0x{(KEY + SALT).hex()}","NULL",""\n')
+    return {"output": "fixtures/synthetic/esp-carrying-ah.pcap", "keys": "fixtures/synthetic/esp-carrying-ah.esp_sa",
+            "esp_spi": f"0x{spi:08x}", "ah_spi": f"0x{ah_spi:08x}", "packets": 3, "sha256": _sha(path)}
+
+
 def _sha(path) -> str:
     with open(path, "rb") as f:
         return hashlib.sha256(f.read()).hexdigest()
@@ -160,7 +200,8 @@ def _sha(path) -> str:
 
 def main() -> None:
     os.makedirs(OUT, exist_ok=True)
-    for name, fn in (("ike-dh-reuse", ike_dh_reuse), ("esp-key-reuse", esp_key_reuse)):
+    for name, fn in (("ike-dh-reuse", ike_dh_reuse), ("esp-key-reuse", esp_key_reuse),
+                     ("esp-carrying-ah", esp_carrying_ah)):
         rec = fn()
         rec["made_by"] = "tools/make_reuse_captures.py"
         with open(os.path.join(OUT, f"{name}.json"), "w") as f:

@@ -340,8 +340,9 @@ def parse_charon_log(lines: Iterable[str], host: str = "") -> dict:
             if c.group("old") == "CREATED":
                 thread_created[thread] = uid
             if c.group("old") == "CREATED" and thread in thread_resp_mode:
-                mode = thread_resp_mode.pop(thread)
+                mode, peer = thread_resp_mode.pop(thread)
                 sa["initiated_by_me"] = False
+                sa["peer_addr"] = peer
                 if ctx is not None and ctx != uid:
                     sa["rekeyed_from"] = ctx  # peer rekeys the context SA
                 if mode != "IKEv2":
@@ -367,13 +368,14 @@ def parse_charon_log(lines: Iterable[str], host: str = "") -> dict:
             sa = get_ike(int(c.group("uid")))
             sa["initiated_by_me"] = True
             sa["mode"] = c.group("mode") or sa["mode"]
+            sa["peer_addr"] = c.group("addr")
             if ctx is not None and ctx != sa["uid"]:
                 ctx_rekey_init[ctx] = sa["uid"]
                 sa["rekeyed_from"] = ctx
             continue
         if (c := IKE_INIT_R_RE.match(msg)):
             # the new SA is the one whose CREATED => CONNECTING follows on this thread
-            thread_resp_mode[thread] = c.group("mode") or "IKEv2"
+            thread_resp_mode[thread] = (c.group("mode") or "IKEv2", c.group("addr"))
             continue
         if (c := PROPOSAL_RE.match(msg)):
             if c.group("proto") == "IKE":
@@ -512,7 +514,9 @@ ESP_ENC_WS = {
     "AES_CBC": "AES-CBC [RFC3602]",
     "AES_CTR": "AES-CTR [RFC3686]",
     "3DES": "TripleDES-CBC [RFC2451]",
+    "3DES_CBC": "TripleDES-CBC [RFC2451]",  # strongSwan's own name (encryption_algorithm_names)
     "DES": "DES-CBC [RFC2405]",
+    "DES_CBC": "DES-CBC [RFC2405]",
     "NULL": "NULL",
     "AES_GCM_8": "AES-GCM with 8 octet ICV [RFC4106]",
     "AES_GCM_12": "AES-GCM with 12 octet ICV [RFC4106]",
@@ -545,7 +549,7 @@ def ikev2_enc_ws(alg: str | None, bits: int | None) -> str | None:
     m = re.match(r"^AES_(GCM|CCM)_(8|12|16)$", alg or "")
     if m and bits:
         return f"AES-{m.group(1)}-{bits} with {m.group(2)} octet ICV [RFC5282]"
-    if alg == "3DES":
+    if alg in ("3DES", "3DES_CBC"):
         return "3DES [RFC2451]"
     if alg == "NULL":
         return "NULL [RFC2410]"
@@ -585,6 +589,11 @@ def merge_hosts(facts: dict[str, dict]) -> dict:
             elif sa["local"] and e["initiator"] is None:
                 e["initiator"], e["responder"] = sa["remote"], sa["local"]
                 e["initiator_id"], e["responder_id"] = sa["remote_id"], sa["local_id"]
+            elif sa.get("peer_addr"):
+                # never established (no "established between" line): the peer's address from
+                # "initiating IKE_SA x[n] to ADDR" / "ADDR is initiating an IKE_SA"
+                e["responder" if sa["initiated_by_me"] else "initiator"] = \
+                    e["responder" if sa["initiated_by_me"] else "initiator"] or sa["peer_addr"]
             if sa["mode"]:
                 e["mode"] = sa["mode"]
             if sa.get("collision"):
@@ -638,6 +647,8 @@ def merge_hosts(facts: dict[str, dict]) -> dict:
             enc_alg = ch["using"].get("encryption") or prop.get("encryption")
             integ_alg = ch["using"].get("integrity") or prop.get("integrity")
             keys = ch["keys"]
+            # ENCR_NULL has a 0-byte key: charon dumps no "encryption ... key" for it
+            null_key = "" if enc_alg == "NULL" else None
             e = child_by_key.get(k)
             if e is None:
                 e = child_by_key[k] = {
@@ -654,9 +665,9 @@ def merge_hosts(facts: dict[str, dict]) -> dict:
                     "esn": prop.get("esn"),
                     "sas": [
                         {"direction": "initiator->responder", "src": i2r["src"], "dst": i2r["dst"], "spi": "0x" + i2r["spi"],
-                         "enc_key": keys.get("enc_i"), "integ_key": keys.get("integ_i")},
+                         "enc_key": keys.get("enc_i", null_key), "integ_key": keys.get("integ_i")},
                         {"direction": "responder->initiator", "src": r2i["src"], "dst": r2i["dst"], "spi": "0x" + r2i["spi"],
-                         "enc_key": keys.get("enc_r"), "integ_key": keys.get("integ_r")},
+                         "enc_key": keys.get("enc_r", null_key), "integ_key": keys.get("integ_r")},
                     ],
                     "rekey_of": None, "hosts": {},
                 }
@@ -664,7 +675,7 @@ def merge_hosts(facts: dict[str, dict]) -> dict:
                     e["dh_secret"] = keys["dh_secret"]
             else:
                 for sa, ki, kk in ((e["sas"][0], "enc_i", "integ_i"), (e["sas"][1], "enc_r", "integ_r")):
-                    if sa["enc_key"] != keys.get(ki) or sa["integ_key"] != keys.get(kk):
+                    if sa["enc_key"] != keys.get(ki, null_key) or sa["integ_key"] != keys.get(kk):
                         checks.append(f"CHILD_SA {k}: keys differ between hosts")
             e["hosts"][host] = {"uid": uid, "role": ch["role"], "reqid": ch["reqid"], "states": ch["states"],
                                 "closed": ch["closed"], "collision": ch["collision"],
@@ -709,7 +720,8 @@ def wireshark_tables(merged: dict) -> dict[str, list[str]]:
                            f"enc key 0x{sa['enc_key']}")
                 continue
             ikey = f"0x{sa['integ_key']}" if sa["integ_key"] else ""
-            esp.append(f'"IPv4","{sa["src"]}","{sa["dst"]}","{sa["spi"]}","{enc}","0x{sa["enc_key"]}","{integ}","{ikey}"')
+            ekey = f"0x{sa['enc_key']}" if sa["enc_key"] else ""  # NULL encryption: no key
+            esp.append(f'"IPv4","{sa["src"]}","{sa["dst"]}","{sa["spi"]}","{enc}","{ekey}","{integ}","{ikey}"')
     for e in merged["ike_sas"]:
         k = e["keys"]
         if e["version"] == 1:

@@ -43,6 +43,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import xml.etree.ElementTree as ET
 from collections import Counter, OrderedDict
 from pathlib import Path
 
@@ -199,6 +200,210 @@ scenario(
 )
 
 
+# ---- scenarios for the rule pack (issue 5): each one is the evidence that a
+# rule fires (or stays quiet) on real strongSwan traffic.
+
+SUN_SERVER_POLICY = """\
+# Intended policy for this capture (read by the rule pack, issue 5): everything
+# to sun's server, on its veth address or its protected address, must be
+# ESP-encrypted; only IKE (UDP 500) and NAT-T (UDP 4500) may go in clear.
+protected:
+  - name: sun-server
+    hosts: [192.0.2.2, 10.2.0.1]
+    require: encrypt
+    exempt: [udp/500, udp/4500]
+    pfs: session
+"""
+
+# nft ruleset loaded in sun for ikev2-plaintext-beside-tunnel: a SYN to 8443
+# is dropped silently (no RST, no ICMP), everything else is accepted.
+SUN_NFT_DROP_8443 = """\
+table inet ipsecpcap {
+  chain input {
+    type filter hook input priority filter; policy accept;
+    tcp dport 8443 drop
+  }
+}
+"""
+
+# plaintext probes from moon's veth address to sun's (192.0.2.1 -> 192.0.2.2),
+# beside the tunnel: (name, protocol, source port, destination port, what the
+# server side does).  Fixed source ports so tests can find each 5-tuple.
+PLAINTEXT_PROBES = [
+    ("http-get", "tcp", 40080, 8080, "python http.server listening on 0.0.0.0:8080 answers GET /hello.txt"),
+    ("tcp-closed-port", "tcp", 40081, 8081, "nothing listens on 8081: the kernel answers the SYN with RST"),
+    ("udp-closed-port", "udp", 40091, 9001, "nothing listens on UDP 9001: ICMP port unreachable comes back"),
+    ("udp-echo", "udp", 40090, 9000, "a UDP echo server on 192.0.2.2:9000 answers 'echo:' + the request"),
+    ("tcp-dropped-syn", "tcp", 40443, 8443, "sun's nft ruleset drops TCP to 8443: the SYN stays unanswered"),
+]
+
+SCENARIO_NOTES.update({
+    "ikev2-plaintext-beside-tunnel":
+        "The tunnel (10.1.0.1 <-> 10.2.0.1) works and carries ping, HTTP and UDP as in the other scenarios; "
+        "beside it, moon's veth address talks to sun's veth address in clear (`plaintext.json`: what the "
+        "recorder sent, with source ports 40080-40443 and timestamps, what came back to the client, and what "
+        "tshark shows of each probe in the capture). `policy.yaml` is the intended policy these probes break: "
+        "sun's server (192.0.2.2 and 10.2.0.1) must only be reached through ESP, UDP 500/4500 exempt. sun's "
+        "`nft` ruleset (`nft-sun.conf`) drops TCP to port 8443.",
+    "ikev2-weak-crypto":
+        "3DES-CBC, HMAC-MD5-96 and PRF-HMAC-MD5 with MODP-1024 (group 2) for IKE and 3DES-CBC with HMAC-MD5-96 "
+        "for ESP all work with the Debian plugins (the `openssl` plugin provides them; it loads OpenSSL's "
+        "`legacy` provider) and libipsec. A trial IKEv2 run with DES-CBC/HMAC-MD5-96/PRF-HMAC-MD5/MODP-768 and "
+        "ESP DES-CBC/HMAC-MD5-96 also worked, but Wireshark 4.0 has no DES for IKEv2, so DES and MODP-768 are "
+        "recorded with IKEv1 instead (ikev1-des-modp768), where tshark can decrypt them.",
+    "ikev1-weak-crypto":
+        "IKEv1 Main Mode with 3DES-CBC/HMAC-SHA1/MODP-1024 and Quick Mode 3DES-CBC/HMAC-SHA1-96 without PFS.",
+    "ikev2-esp-null":
+        "ESP with NULL encryption (RFC 2410) and HMAC-SHA2-256-128: the inner packets are readable in the "
+        "capture without keys, only the ICV protects them. libipsec builds the NULL crypter through the "
+        "`openssl` plugin (EVP_enc_null).",
+    "ikev2-no-proposal":
+        "moon offers only AES-CBC-128/SHA2-256/MODP-2048, sun only AES-CBC-256/SHA2-384/ECP-384: sun answers "
+        "IKE_SA_INIT with N(NO_PROPOSAL_CHOSEN) in clear and moon gives up (keyingtries 1). Nothing is "
+        "encrypted, so there are no key tables.",
+    "ikev2-child-no-proposal":
+        "IKE proposals match (the IKE_SA is established), ESP proposals do not (moon AES-CBC-128/SHA2-256, sun "
+        "AES-GCM-16-256): the IKE_AUTH response carries N(NO_PROPOSAL_CHOSEN) and no SA/TS, moon logs "
+        "'failed to establish CHILD_SA, keeping IKE_SA'; the IKE_SA is then deleted with swanctl --terminate "
+        "(INFORMATIONAL with D). No ESP.",
+    "ikev2-auth-failed":
+        "moon and sun hold different PSKs: sun cannot verify moon's AUTH payload and answers IKE_AUTH with "
+        "N(AUTHENTICATION_FAILED) (encrypted; the IKE_SA keys were derived in IKE_SA_INIT, so the table "
+        "decrypts it). No ESP.",
+    "ikev2-ts-unacceptable":
+        "sun's child config accepts only 10.9.0.0/24 as the remote subnet while moon proposes TSi 10.1.0.1/32: "
+        "sun answers IKE_AUTH with N(TS_UNACCEPTABLE) and no SA/TS, the IKE_SA stays up on both sides "
+        "('failed to establish CHILD_SA, keeping IKE_SA') until swanctl --terminate deletes it. No ESP.",
+    "ikev2-invalid-ke":
+        "moon proposes ECP-256 and MODP-2048 and sends its KE for ECP-256; sun only accepts MODP-2048 and "
+        "answers with N(INVALID_KE_PAYLOAD) carrying group 14; moon retries IKE_SA_INIT with a MODP-2048 KE "
+        "(the same initiator SPI; the INVALID_KE_PAYLOAD response has responder SPI 0, RFC 7296 1.2) and the negotiation completes normally, with traffic.",
+    "ikev1-no-proposal":
+        "IKEv1 Main Mode with disjoint proposals (moon AES-CBC-128/SHA2-256/MODP-2048, sun "
+        "AES-CBC-256/SHA2-512/MODP-4096): sun answers the first Main Mode message with an unencrypted "
+        "Informational exchange carrying N(NO-PROPOSAL-CHOSEN). That message carries sun's responder cookie, "
+        "which charon never logs in a checkin line (it destroys the IKE_SA first), hence the extraction note.",
+    "ikev2-unanswered":
+        "No charon runs on sun: moon sends IKE_SA_INIT and retransmits it 3 times (retransmit_timeout 1 s, "
+        "base 1.4), then gives up ('giving up after 3 retransmits'). sun's kernel answers every request with "
+        "ICMP port unreachable (nothing listens on UDP 500); charon ignores ICMP. No keys, no tables.",
+    "ikev1-des-modp768":
+        "The weakest suite the Debian plugins still do: single DES (56-bit key, 8-byte blocks), MD5 and the "
+        "768-bit MODP group 1, for IKE and ESP; tshark decrypts both.",
+    "ikev1-main-quick-nopfs":
+        "As ikev1-main-quick but the ESP proposal has no DH group: each Quick Mode rekey derives its keys from "
+        "SKEYID_d and fresh nonces only (no KE payloads in Quick Mode, `pfs: false`).",
+})
+
+scenario(
+    "ikev2-plaintext-beside-tunnel",
+    summary="IKEv2 tunnel (AES-CBC-128/SHA2-256/MODP-2048, ESP AES-CBC-128/SHA2-256) carrying HTTP, UDP and "
+            "ping between 10.1.0.1 and 10.2.0.1, and beside it plaintext from 192.0.2.1 to 192.0.2.2: an HTTP "
+            "GET answered on 8080, a SYN refused with RST on 8081, UDP to closed 9001 (ICMP port unreachable), "
+            "UDP echoed on 9000, a SYN to 8443 dropped by sun's firewall.",
+    version=2, ike_proposals="aes128-sha256-modp2048", esp_proposals="aes128-sha256",
+    moon={}, sun={}, duration=20, server_any=True, sun_nft=SUN_NFT_DROP_8443, plaintext_probes=PLAINTEXT_PROBES,
+    policy=SUN_SERVER_POLICY,
+)
+scenario(
+    "ikev2-weak-crypto",
+    summary="IKEv2 with a weak suite: IKE 3DES-CBC/HMAC-MD5-96/PRF-HMAC-MD5/MODP-1024, ESP 3DES-CBC/HMAC-MD5-96; "
+            "one child rekey (no PFS).",
+    version=2, ike_proposals="3des-md5-modp1024", esp_proposals="3des-md5",
+    moon={"child_rekey_time": "12s", "child_rand_time": "0s", "child_life_time": "30s"}, sun=LONG, duration=20,
+)
+scenario(
+    "ikev1-weak-crypto",
+    summary="IKEv1 Main Mode with 3DES-CBC/HMAC-SHA1/MODP-1024, Quick Mode 3DES-CBC/HMAC-SHA1-96 (no PFS).",
+    version=1, ike_proposals="3des-sha1-modp1024", esp_proposals="3des-sha1",
+    moon={}, sun={}, duration=16,
+)
+scenario(
+    "ikev1-des-modp768",
+    summary="IKEv1 Main Mode with DES-CBC/HMAC-MD5/MODP-768 (group 1), Quick Mode DES-CBC/HMAC-MD5-96 (no PFS).",
+    version=1, ike_proposals="des-md5-modp768", esp_proposals="des-md5",
+    moon={}, sun={}, duration=16,
+)
+scenario(
+    "ikev2-esp-null",
+    summary="IKEv2 (AES-CBC-128/SHA2-256/MODP-2048) with ESP NULL encryption and HMAC-SHA2-256-128 integrity "
+            "(`null-sha256`): authenticated but readable inner traffic.",
+    version=2, ike_proposals="aes128-sha256-modp2048", esp_proposals="null-sha256",
+    moon={}, sun={}, duration=16,
+)
+scenario(
+    "ikev2-no-proposal",
+    summary="IKEv2 negotiation failure: disjoint IKE proposals, IKE_SA_INIT answered with NO_PROPOSAL_CHOSEN.",
+    version=2, ike_proposals="aes128-sha256-modp2048", esp_proposals="aes128-sha256",
+    moon={}, sun={"ike_proposals": "aes256-sha384-ecp384"}, expect="failed",
+    outcome={"moon": [r"received NO_PROPOSAL_CHOSEN notify error"],
+             "sun": [r"received proposals unacceptable"]},
+)
+scenario(
+    "ikev2-child-no-proposal",
+    summary="IKEv2: IKE_SA established, CHILD_SA refused in IKE_AUTH (NO_PROPOSAL_CHOSEN for the ESP "
+            "proposals); the IKE_SA is kept and then deleted.",
+    version=2, ike_proposals="aes128-sha256-modp2048", esp_proposals="aes128-sha256",
+    moon={}, sun={"esp_proposals": "aes256gcm16"}, expect="failed",
+    outcome={"moon": [r"received NO_PROPOSAL_CHOSEN notify, no CHILD_SA built",
+                      r"failed to establish CHILD_SA, keeping IKE_SA"],
+             "sun": [r"no acceptable proposal found"]},
+)
+scenario(
+    "ikev2-auth-failed",
+    summary="IKEv2: wrong PSK on sun, IKE_AUTH answered with AUTHENTICATION_FAILED.",
+    version=2, ike_proposals="aes128-sha256-modp2048", esp_proposals="aes128-sha256",
+    moon={}, sun={"psk": "a-different-psk-on-sun-also-not-a-secret"}, expect="failed",
+    outcome={"moon": [r"received AUTHENTICATION_FAILED notify error"],
+             "sun": [r"verification of AUTH payload with pre-shared key failed|tried \d+ shared key"]},
+)
+scenario(
+    "ikev2-ts-unacceptable",
+    summary="IKEv2: sun accepts no traffic selectors moon proposes, IKE_AUTH answered with TS_UNACCEPTABLE; "
+            "the IKE_SA is kept and then deleted.",
+    version=2, ike_proposals="aes128-sha256-modp2048", esp_proposals="aes128-sha256",
+    moon={}, sun={"remote_ts": "10.9.0.0/24"}, expect="failed",
+    outcome={"moon": [r"received TS_UNACCEPTABLE notify, no CHILD_SA built",
+                      r"failed to establish CHILD_SA, keeping IKE_SA"],
+             "sun": [r"traffic selectors .* unacceptable|no matching CHILD_SA config found"]},
+)
+scenario(
+    "ikev2-invalid-ke",
+    summary="IKEv2: moon's first KE (ECP-256) is not sun's choice, sun answers INVALID_KE_PAYLOAD (group 14) "
+            "and the retry with MODP-2048 succeeds; normal traffic afterwards.",
+    version=2, ike_proposals="aes128-sha256-modp2048", esp_proposals="aes128-sha256",
+    moon={"ike_proposals": "aes128-sha256-ecp256-modp2048"}, sun={}, duration=14,
+    outcome={"moon": [r"peer didn't accept DH group ECP_256, it requested MODP_2048"],
+             "sun": [r"DH group ECP_256 unacceptable, requesting MODP_2048"]},
+)
+scenario(
+    "ikev1-no-proposal",
+    summary="IKEv1 Main Mode negotiation failure: disjoint proposals, answered with an Informational "
+            "NO-PROPOSAL-CHOSEN.",
+    version=1, ike_proposals="aes128-sha256-modp2048", esp_proposals="aes128-sha256",
+    moon={}, sun={"ike_proposals": "aes256-sha512-modp4096"}, expect="failed",
+    outcome={"moon": [r"received NO_PROPOSAL_CHOSEN error notify"],
+             "sun": [r"no proposal found"]},
+)
+scenario(
+    "ikev2-unanswered",
+    summary="IKEv2 IKE_SA_INIT to a peer where nothing listens on UDP 500 (no charon on sun): 3 retransmits, "
+            "then moon gives up; sun's kernel answers with ICMP port unreachable.",
+    version=2, ike_proposals="aes128-sha256-modp2048", esp_proposals="aes128-sha256",
+    moon={}, sun={}, expect="failed", sun_charon=False,
+    charon_extra={"retransmit_timeout": "1", "retransmit_base": "1.4"},
+    outcome={"moon": [r"giving up after 3 retransmits", r"establishing IKE_SA failed, peer not responding"]},
+)
+scenario(
+    "ikev1-main-quick-nopfs",
+    summary="IKEv1 Main Mode (PSK, AES-CBC-128/SHA2-256/MODP-2048), Quick Mode without PFS "
+            "(ESP AES-CBC-128/SHA2-256, no DH group); child rekey every 15 s gives several Quick Modes, old SAs "
+            "expire (life_time 22 s) with Informational deletes; then swanctl --terminate.",
+    version=1, ike_proposals="aes128-sha256-modp2048", esp_proposals="aes128-sha256",
+    moon={"child_rekey_time": "15s", "child_rand_time": "0s", "child_life_time": "22s"},
+    sun=LONG, duration=50,
+)
+
 # --------------------------------------------------------------------------
 # helpers
 
@@ -282,7 +487,7 @@ def swanctl_conf(sc, host):
     conn = [f"    version = {sc['version']}",
             f"    local_addrs = {h['addr']}",
             f"    remote_addrs = {p['addr']}",
-            f"    proposals = {sc['ike_proposals']}",
+            f"    proposals = {o.get('ike_proposals', sc['ike_proposals'])}",
             f"    rekey_time = {o.get('ike_rekey_time', '4h')}",
             "    reauth_time = 0",
             "    mobike = no"]
@@ -293,10 +498,10 @@ def swanctl_conf(sc, host):
     for k in ("encap", "fragmentation"):
         if k in o:
             conn.append(f"    {k} = {o[k]}")
-    child = [f"        local_ts = {h['subnet']}",
-             f"        remote_ts = {p['subnet']}",
+    child = [f"        local_ts = {o.get('local_ts', h['subnet'])}",
+             f"        remote_ts = {o.get('remote_ts', p['subnet'])}",
              "        mode = tunnel",
-             f"        esp_proposals = {sc['esp_proposals']}",
+             f"        esp_proposals = {o.get('esp_proposals', sc['esp_proposals'])}",
              f"        rekey_time = {o.get('child_rekey_time', '1h')}"]
     if "child_rand_time" in o:
         child.append(f"        rand_time = {o['child_rand_time']}")
@@ -307,24 +512,27 @@ def swanctl_conf(sc, host):
             f"    local {{\n      auth = psk\n      id = {h['id']}\n    }}\n" +
             "    remote {\n      auth = psk\n      id = %any\n    }\n" +
             "    children {\n      net {\n" + "\n".join(child) + "\n      }\n    }\n  }\n}\n" +
-            f"secrets {{\n  ike-psk {{\n    secret = \"{PSK}\"\n  }}\n}}\n")
+            f"secrets {{\n  ike-psk {{\n    secret = \"{o.get('psk', PSK)}\"\n  }}\n}}\n")
 
 
 TRAFFIC_SERVER = r'''
 import socket, sys, threading, http.server, os
-addr = sys.argv[1]
-def udp_echo():
+# argv: UDP echo addresses (comma-separated), web root, HTTP bind address (default: the first UDP one)
+udp_addrs = sys.argv[1].split(",")
+http_addr = sys.argv[3] if len(sys.argv) > 3 else udp_addrs[0]
+def udp_echo(addr):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.bind((addr, 9000))
     while True:
         data, peer = s.recvfrom(4096)
         s.sendto(b"echo:" + data, peer)
-threading.Thread(target=udp_echo, daemon=True).start()
+for a in udp_addrs:
+    threading.Thread(target=udp_echo, args=(a,), daemon=True).start()
 os.chdir(sys.argv[2])
 class H(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *a):
         pass
-http.server.ThreadingHTTPServer((addr, 8080), H).serve_forever()
+http.server.ThreadingHTTPServer((http_addr, 8080), H).serve_forever()
 '''
 
 TRAFFIC_CLIENT = r'''
@@ -353,6 +561,78 @@ while time.time() < end:
 '''
 
 
+PROBE_CLIENT = r'''
+import json, socket, sys, time, http.client
+# argv: source address, destination address, JSON list of [name, proto, sport, dport, server side]
+src, dst, probes = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+
+def bound(kind, sport):
+    s = socket.socket(socket.AF_INET, kind)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((src, sport))
+    return s
+
+def http_get(sport, dport):
+    c = http.client.HTTPConnection(dst, dport, timeout=3, source_address=(src, sport))
+    c.request("GET", "/hello.txt")
+    r = c.getresponse()
+    body = r.read()
+    c.close()
+    return {"sent": "GET /hello.txt HTTP/1.1", "result": "answered", "http_status": r.status,
+            "response_body_bytes": len(body)}
+
+def tcp_connect(sport, dport, timeout):
+    s = bound(socket.SOCK_STREAM, sport)
+    s.settimeout(timeout)
+    try:
+        s.connect((dst, dport))
+    except ConnectionRefusedError:
+        return {"sent": "TCP SYN (connect())", "result": "refused",
+                "detail": "connect() failed with ECONNREFUSED: the server answered with RST"}
+    except socket.timeout:
+        return {"sent": "TCP SYN (connect())", "result": "unanswered",
+                "detail": f"connect() timed out after {timeout} s: no SYN-ACK, no RST, no ICMP"}
+    finally:
+        s.close()
+    return {"sent": "TCP SYN (connect())", "result": "connected"}
+
+def udp_request(sport, dport, payload):
+    s = bound(socket.SOCK_DGRAM, sport)
+    s.connect((dst, dport))  # connected: an ICMP port unreachable comes back as ECONNREFUSED
+    s.settimeout(2)
+    s.send(payload)
+    out = {"sent": payload.decode(), "sent_bytes": len(payload)}
+    try:
+        data = s.recv(4096)
+        out.update(result="answered", reply=data.decode(errors="replace"), reply_bytes=len(data))
+    except ConnectionRefusedError:
+        out.update(result="refused", detail="recv() failed with ECONNREFUSED: ICMP port unreachable came back")
+    except socket.timeout:
+        out.update(result="unanswered", detail="no reply within 2 s")
+    finally:
+        s.close()
+    return out
+
+results = []
+for name, proto, sport, dport, server in probes:
+    rec = {"name": name, "proto": proto, "src": src, "sport": sport, "dst": dst, "dport": dport,
+           "server_side": server, "ts_start": time.time()}
+    try:
+        if name == "http-get":
+            rec.update(http_get(sport, dport))
+        elif proto == "tcp":
+            rec.update(tcp_connect(sport, dport, 2.5))
+        else:
+            rec.update(udp_request(sport, dport, f"ipsecpcap plaintext probe {name}".encode()))
+    except Exception as e:
+        rec.update(result="error", detail=f"{type(e).__name__}: {e}")
+    rec["ts_end"] = time.time()
+    results.append(rec)
+    time.sleep(0.5)
+print(json.dumps(results, indent=1))
+'''
+
+
 class Proc:
     """A process started in a namespace; stopped by its own pid only."""
 
@@ -378,28 +658,42 @@ def swanctl(host, wd, *args, timeout=60):
 
 
 def record(sc, out_root: Path, work_root: Path):
+    """Record one scenario.  ``expect = "failed"`` scenarios must not get a
+    CHILD_SA up (swanctl --initiate fails); they run no traffic and stop a few
+    seconds after the initiator gave up.  ``sun_charon = False`` leaves sun
+    without a daemon (nothing listens on UDP 500)."""
     name = sc["name"]
     log(f"=== {name}: {sc['summary']}")
+    expect = sc.get("expect", "established")
+    hosts = [h for h in HOSTS if h != "sun" or sc.get("sun_charon", True)]
     wd = work_root / name
     if wd.exists():
         shutil.rmtree(wd)
     wd.mkdir(parents=True)
     procs: list[Proc] = []
     charons: dict[str, Proc] = {}
+    probes = None
+    initiated = None
     try:
         build_netns(sc.get("veth_mtu"))
+        if sc.get("sun_nft"):
+            (wd / "nft-sun.conf").write_text(sc["sun_nft"])
+            nsrun("sun", ["nft", "-f", str(wd / "nft-sun.conf")])
+            (wd / "nft-sun.ruleset").write_text(nsrun("sun", ["nft", "list", "ruleset"]))
         for host in HOSTS:
             hd = wd / host
             hd.mkdir()
             (hd / "strongswan.conf").write_text(strongswan_conf(host, hd, sc.get("charon_extra")))
             (hd / "swanctl.conf").write_text(swanctl_conf(sc, host))
+            if host not in hosts:
+                continue
             for sub in ("x509", "x509ca", "private", "rsa", "ecdsa", "pkcs8", "pkcs12", "pubkey",
                         "x509ocsp", "x509aa", "x509ac", "x509crl", "bliss"):
                 (hd / sub).mkdir()
             env = dict(os.environ, STRONGSWAN_CONF=str(hd / "strongswan.conf"))
             charons[host] = Proc(host, ["sh", "-c", f"mount -t tmpfs tmpfs /run && exec {CHARON}"], env=env,
                                  out=hd / "charon.stdout")
-        for host in HOSTS:
+        for host in hosts:
             sock = wd / host / "charon.vici"
             for _ in range(100):
                 if sock.exists():
@@ -412,7 +706,10 @@ def record(sc, out_root: Path, work_root: Path):
                 raise RuntimeError(f"loading config on {host}: {outp}")
         (wd / "www").mkdir()
         (wd / "www" / "hello.txt").write_text("hello through the tunnel\n" * 8)
-        procs.append(Proc("sun", ["python3", "-c", TRAFFIC_SERVER, HOSTS["sun"]["lo"], str(wd / "www")]))
+        if "sun" in hosts:
+            udp_addrs = HOSTS["sun"]["lo"] + ("," + HOSTS["sun"]["addr"] if sc.get("server_any") else "")
+            procs.append(Proc("sun", ["python3", "-c", TRAFFIC_SERVER, udp_addrs, str(wd / "www"),
+                                      "0.0.0.0" if sc.get("server_any") else HOSTS["sun"]["lo"]]))
         pcap = wd / "capture.pcap"
         tcpdump = Proc("moon", ["tcpdump", "-i", "vmoon", "-s", "0", "-U", "-n", "-w", str(pcap)],
                        out=wd / "tcpdump.out")
@@ -420,23 +717,37 @@ def record(sc, out_root: Path, work_root: Path):
         t0 = time.time()
         outp = swanctl("moon", wd / "moon", "--initiate", "--ike", "t", "--child", "net", "--timeout", "30")
         (wd / "initiate.out").write_text(outp)
-        if "initiate completed successfully" not in outp:
+        initiated = "initiate completed successfully" in outp
+        if expect == "established" and not initiated:
             raise RuntimeError(f"initiate failed: {outp[-2000:]}")
-        dur = sc["duration"]
-        procs.append(Proc("moon", ["ping", "-n", "-q", "-i", "1", "-I", HOSTS["moon"]["lo"], "-w", str(dur),
-                                   HOSTS["sun"]["lo"]], out=wd / "ping.out"))
-        if sc.get("big_ping"):
-            procs.append(Proc("moon", ["ping", "-n", "-q", "-i", "2", "-s", str(sc["big_ping"]), "-I",
-                                       HOSTS["moon"]["lo"], "-w", str(dur), HOSTS["sun"]["lo"]],
-                              out=wd / "bigping.out"))
-        time.sleep(0.5)
-        procs.append(Proc("moon", ["python3", "-c", TRAFFIC_CLIENT, HOSTS["moon"]["lo"], HOSTS["sun"]["lo"],
-                                   str(dur - 2)], out=wd / "traffic.out"))
-        while time.time() - t0 < dur:
-            time.sleep(1)
+        if expect == "failed" and initiated:
+            raise RuntimeError(f"initiate succeeded, but this scenario must fail: {outp[-2000:]}")
+        if expect == "established":
+            dur = sc["duration"]
+            procs.append(Proc("moon", ["ping", "-n", "-q", "-i", "1", "-I", HOSTS["moon"]["lo"], "-w", str(dur),
+                                       HOSTS["sun"]["lo"]], out=wd / "ping.out"))
+            if sc.get("big_ping"):
+                procs.append(Proc("moon", ["ping", "-n", "-q", "-i", "2", "-s", str(sc["big_ping"]), "-I",
+                                           HOSTS["moon"]["lo"], "-w", str(dur), HOSTS["sun"]["lo"]],
+                                  out=wd / "bigping.out"))
+            time.sleep(0.5)
+            procs.append(Proc("moon", ["python3", "-c", TRAFFIC_CLIENT, HOSTS["moon"]["lo"], HOSTS["sun"]["lo"],
+                                       str(dur - 2)], out=wd / "traffic.out"))
+            if sc.get("plaintext_probes"):
+                time.sleep(3)
+                outp = nsrun("moon", ["python3", "-c", PROBE_CLIENT, HOSTS["moon"]["addr"], HOSTS["sun"]["addr"],
+                                      json.dumps(sc["plaintext_probes"])], timeout=60)
+                probes = json.loads(outp)
+                for pr in probes:
+                    log(f"  probe {pr['name']}: {pr['result']} {pr.get('detail', '')}")
+            while time.time() - t0 < dur:
+                time.sleep(1)
+        else:
+            time.sleep(sc.get("linger", 2))
         outp = swanctl("moon", wd / "moon", "--terminate", "--ike", "t", "--timeout", "20")
         (wd / "terminate.out").write_text(outp)
         time.sleep(2)
+        dur = round(time.time() - t0, 1) if expect != "established" else sc["duration"]
         tcpdump.stop(signal.SIGINT)
     finally:
         for p in procs:
@@ -451,13 +762,20 @@ def record(sc, out_root: Path, work_root: Path):
     dest.mkdir(parents=True)
     shutil.copy(wd / "capture.pcap", dest / "capture.pcap")
     for host in HOSTS:
+        if host not in hosts:
+            continue
         raw = (wd / host / "charon.log").read_text(errors="replace")
         (dest / f"charon-{host}.log").write_text(trim_log(raw))
         shutil.copy(wd / host / "swanctl.conf", dest / f"swanctl-{host}.conf")
         conf = (wd / host / "strongswan.conf").read_text().replace(str(wd / host), f"/tmp/ipsecpcap-strongswan/{name}/{host}")
         (dest / f"strongswan-{host}.conf").write_text(conf)
+    if (wd / "nft-sun.conf").exists():
+        shutil.copy(wd / "nft-sun.conf", dest / "nft-sun.conf")
     meta = {"scenario": name, "summary": sc["summary"], "recorded": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "duration_s": sc["duration"], "traffic": traffic_summary(wd)}
+            "duration_s": dur, "expect": expect, "initiate_succeeded": initiated,
+            "charon_on": hosts, "traffic": traffic_summary(wd)}
+    if probes is not None:
+        meta["plaintext_probes"] = probes
     (dest / "recording.json").write_text(json.dumps(meta, indent=1) + "\n")
     analyse(dest, sc)
 
@@ -542,14 +860,21 @@ def capture_stats(pcap: Path, profile: Path | None) -> dict:
                                 "isakmp.flags", "isakmp.ispi", "isakmp.rspi", "isakmp.nextpayload",
                                 "isakmp.enc.data", "isakmp.enc.decrypted", "isakmp.typepayload", "esp.spi",
                                 "esp.sequence", "esp.icv_good", "esp.icv_bad", "udpencap.non_esp_marker",
-                                "udpencap.nat_keepalive", "isakmp.frag.number"], prefs=prefs, env=env)
+                                "udpencap.nat_keepalive", "isakmp.frag.number", "icmp.type", "icmp.code"],
+                         prefs=prefs, env=env)
     st = {"frames": len(rows), "ike_messages": Counter(), "ike_udp_ports": Counter(), "esp_per_spi": Counter(),
-          "ip_fragments": 0, "nat_keepalives": 0, "ikev2_fragments": 0}
+          "ip_fragments": 0, "nat_keepalives": 0, "ikev2_fragments": 0, "icmp": Counter()}
     dec = {"esp_total": 0, "esp_decrypted": 0, "esp_icv_good": 0, "esp_icv_bad": 0, "esp_decrypted_per_spi": Counter(),
            "ike_encrypted": 0, "ike_decrypted": 0}
     for r in rows:
         (num, protos, ipsrc, ipdst, sport, dport, mf, fragoff, ver, xchg, flags, ispi, rspi, nextp,
-         encdata, decrypted, typepayload, spi, seq, icvg, icvb, nonesp, keepalive, fragnum) = (r + [""] * 24)[:24]
+         encdata, decrypted, typepayload, spi, seq, icvg, icvb, nonesp, keepalive, fragnum, ityp, icode) = \
+            (r + [""] * 26)[:26]
+        if ":icmp" in protos and not spi:
+            # an ICMP error quotes the packet it is about: its IKE header is not an IKE message
+            quoted = ":".join(protos.split(":icmp:", 1)[1].split(":")[1:3]) if ":icmp:" in protos else ""
+            st["icmp"][f"type {ityp.split(',')[0]} code {icode.split(',')[0]}" + (f" quoting {quoted}" if quoted else "")] += 1
+            continue
         if mf.split(",")[0] in ("1", "True") or fragoff.split(",")[0] not in ("", "0"):
             st["ip_fragments"] += 1
         if "udpencap" in protos and "isakmp" not in protos and "esp" not in protos:
@@ -600,10 +925,136 @@ def protocol_hierarchy(pcap: Path) -> str:
     return r.stdout
 
 
+def notify_stats(pcap: Path, profile: Path | None) -> dict:
+    """Notify payloads tshark dissects, per IKE message (with a profile holding
+    the derived tables, also inside decrypted messages): ``counts`` by message
+    kind and notify name as tshark names them, and ``errors``, the frames with an
+    error notify (types below 16384, RFC 7296 3.10.1 / RFC 2408 3.14.1)."""
+    env = None
+    cmd = ["tshark", "-n", "-r", str(pcap), "-Y", "isakmp", "-T", "pdml"]
+    if profile:
+        env = dict(os.environ, XDG_CONFIG_HOME=str(profile), HOME=str(profile))
+    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    if r.returncode:
+        raise RuntimeError(r.stderr.decode(errors="replace"))
+    counts, errors = Counter(), []
+    for pkt in ET.fromstring(r.stdout).iter("packet"):
+        if any(pr.get("name") == "icmp" for pr in pkt.iter("proto")):
+            continue  # an ICMP error quoting an IKE packet
+        frame = ver = xchg = flags = None
+        names = []
+        for f in pkt.iter("field"):
+            n = f.get("name")
+            if n == "num" and frame is None:
+                frame = int(f.get("show"))
+            elif n == "isakmp.version" and ver is None:
+                ver = f.get("show")
+            elif n == "isakmp.exchangetype" and xchg is None:
+                xchg = f.get("show")
+            elif n == "isakmp.flags" and flags is None:
+                flags = f.get("show")
+            elif n == "isakmp.notify.msgtype":
+                shown = f.get("showname", "").split(": ", 1)[-1]
+                names.append((int(f.get("show")), shown))
+        if ver is None:
+            continue
+        major = int(ver, 16) >> 4 if ver.startswith("0x") else int(float(ver))
+        if major == 2:
+            label = f"IKEv2 {IKEV2_X.get(xchg, xchg)} " + ("response" if int(flags, 16) & 0x20 else "request")
+        else:
+            label = f"IKEv1 {IKEV1_X.get(xchg, xchg)}"
+        for num, shown in names:
+            counts[f"{label}: {shown}"] += 1
+        errs = [shown for num, shown in names if num < 16384]
+        if errs:
+            errors.append({"frame": frame, "message": label, "notifies": errs})
+    return {"counts": dict(sorted(counts.items())), "errors": errors}
+
+
+TCP_FLAGS = [(0x02, "SYN"), (0x08, "PSH"), (0x01, "FIN"), (0x04, "RST"), (0x10, "ACK")]
+
+
+def plaintext_view(pcap: Path, probes: list[dict]) -> dict:
+    """What tshark shows of each plaintext probe (recording.json's
+    ``plaintext_probes``, the client's own account): every frame of its
+    5-tuple, either way, and ICMP errors quoting it; the answer the capture
+    shows and whether it agrees with what the client got back.  Frames between
+    the two veth addresses that are neither IKE / NAT-T / ESP nor a probe's are
+    counted in ``other_clear_frames``."""
+    a, b = HOSTS["moon"]["addr"], HOSTS["sun"]["addr"]
+    rows = tshark_fields(pcap, ["frame.number", "frame.time_epoch", "ip.src", "ip.dst", "frame.protocols",
+                                "tcp.srcport", "tcp.dstport", "tcp.flags", "tcp.len", "udp.srcport", "udp.dstport",
+                                "udp.length", "icmp.type", "icmp.code", "http.response.code"],
+                         f"ip.addr=={a} && ip.addr=={b}")
+    by_probe = {p["name"]: [] for p in probes}
+    other = 0
+    for r in rows:
+        (num, ts, src, dst, protos, tsp, tdp, tfl, tlen, usp, udp_, ulen, ityp, icode, hcode) = (r + [""] * 15)[:15]
+        first = lambda v: v.split(",")[0]
+        src, dst = first(src), first(dst)
+        if ":esp" in protos or ":udpencap" in protos or (":isakmp" in protos and ":icmp:" not in protos):
+            continue
+        icmp = ":icmp" in protos
+        proto = "tcp" if tsp else "udp" if usp else None
+        sport, dport = (first(tsp), first(tdp)) if proto == "tcp" else (first(usp), first(udp_))
+        hit = None
+        for p in probes:
+            if proto == p["proto"] and {sport, dport} == {str(p["sport"]), str(p["dport"])}:
+                hit = p
+        if hit is None:
+            other += 1
+            continue
+        fwd = src == hit["src"]
+        f = {"frame": int(num), "ts": float(ts), "dir": "client->server" if fwd else "server->client"}
+        if icmp:
+            f["what"] = f"ICMP type {first(ityp)} code {first(icode)}"
+            f["icmp"] = [int(first(ityp)), int(first(icode))]
+        elif proto == "tcp":
+            fl = int(first(tfl), 16)
+            f["what"] = "TCP " + "-".join(n for bit, n in TCP_FLAGS if fl & bit) + \
+                (f" {first(tlen)} bytes" if first(tlen) not in ("", "0") else "")
+            f["tcp_flags"] = fl
+            f["payload_bytes"] = int(first(tlen) or 0)
+            if hcode:
+                f["http_status"] = int(first(hcode))
+        else:
+            f["what"] = f"UDP {int(first(ulen)) - 8} bytes"
+            f["payload_bytes"] = int(first(ulen)) - 8
+        by_probe[hit["name"]].append(f)
+    out = []
+    for p in probes:
+        fr = by_probe[p["name"]]
+        rev = [f for f in fr if f["dir"] == "server->client"]
+        if any("icmp" in f for f in rev):
+            answer, agrees = "ICMP " + rev[0]["what"][5:], p["result"] == "refused"
+        elif any(f.get("tcp_flags", 0) & 0x04 for f in rev):
+            answer, agrees = "RST", p["result"] == "refused"
+        elif any(f.get("tcp_flags", 0) & 0x12 == 0x12 for f in rev):
+            answer = "SYN-ACK, " + f"{sum(f['payload_bytes'] for f in rev)} bytes back"
+            codes = [f["http_status"] for f in rev if "http_status" in f]
+            if codes:
+                answer += f", HTTP {codes[0]}"
+            agrees = p["result"] in ("answered", "connected") and (not codes or codes[0] == p.get("http_status"))
+        elif rev:
+            answer, agrees = f"UDP reply, {sum(f['payload_bytes'] for f in rev)} bytes", p["result"] == "answered"
+        else:
+            answer, agrees = "nothing", p["result"] == "unanswered"
+        out.append(dict(p, capture={
+            "frames": fr, "frames_client_to_server": len(fr) - len(rev), "frames_server_to_client": len(rev),
+            "first_ts": fr[0]["ts"] if fr else None, "last_ts": fr[-1]["ts"] if fr else None,
+            "answer": answer, "agrees_with_client": agrees}))
+    return {"description": "Plaintext probes sent beside the tunnel by tools/strongswan/make_captures.py: the fields "
+                           "outside 'capture' are the client's own account (recording.json), 'capture' is what "
+                           "tshark shows of the probe's 5-tuple (both ways, and ICMP errors quoting it).",
+            "probes": out, "other_clear_frames": other}
+
+
 def analyse(dest: Path, sc: dict | None = None):
     name = dest.name
     sc = sc or SCENARIOS.get(name, {"name": name, "summary": ""})
-    facts = {h: charonlog.parse_charon_log((dest / f"charon-{h}.log").read_text().splitlines(), h) for h in HOSTS}
+    logs = {h: ((dest / f"charon-{h}.log").read_text().splitlines() if (dest / f"charon-{h}.log").exists() else [])
+            for h in HOSTS}  # ikev2-unanswered: no charon (and no log) on sun
+    facts = {h: charonlog.parse_charon_log(logs[h], h) for h in HOSTS}
     merged = charonlog.merge_hosts(facts)
     tables = charonlog.wireshark_tables(merged)
     for fn in ("esp_sa", "ikev2_decryption_table", "ikev1_decryption_table"):
@@ -639,6 +1090,33 @@ def analyse(dest: Path, sc: dict | None = None):
     if cap_ike - ike_spis_log:
         checks.append(f"IKE SPI pairs in capture but not in logs: {sorted(cap_ike - ike_spis_log)}")
     collisions = {h: [c["ts"] + " " + c["msg"] for c in f["collisions"]] for h, f in facts.items()}
+    with tempfile.TemporaryDirectory() as prof:
+        (Path(prof) / "wireshark").mkdir()
+        for fn, lines in tables.items():
+            (Path(prof) / "wireshark" / fn).write_text("\n".join(lines) + "\n")
+        notifies_keyed = notify_stats(pcap, Path(prof))
+    notifies_clear = notify_stats(pcap, None)
+    outcome = []
+    for host, patterns in (sc.get("outcome") or {}).items():
+        for pat in patterns:
+            hit = next((ln for ln in logs[host] if re.search(pat, ln)), None)
+            outcome.append({"host": host, "pattern": pat, "line": hit})
+            if hit is None:
+                checks.append(f"outcome line not found in charon-{host}.log: {pat!r}")
+    rec = json.loads((dest / "recording.json").read_text()) if (dest / "recording.json").exists() else {}
+    if sc.get("policy"):
+        (dest / "policy.yaml").write_text(sc["policy"])
+    plaintext = None
+    if rec.get("plaintext_probes"):
+        plaintext = plaintext_view(pcap, rec["plaintext_probes"])
+        for pr in plaintext["probes"]:
+            if not pr["capture"]["agrees_with_client"]:
+                checks.append(f"plaintext probe {pr['name']}: the capture shows {pr['capture']['answer']!r}, "
+                              f"the client saw {pr['result']!r}")
+        if plaintext["other_clear_frames"]:
+            checks.append(f"clear frames between the veth addresses that no probe explains: "
+                          f"{plaintext['other_clear_frames']}")
+        (dest / "plaintext.json").write_text(json.dumps(plaintext, indent=1) + "\n")
     child_rekeys = sum(1 for c in merged["child_sas"] if c["rekey_of"])
     ike_rekeys = sum(1 for e in merged["ike_sas"] if e["rekey_of"])
     exp = OrderedDict(
@@ -647,8 +1125,10 @@ def analyse(dest: Path, sc: dict | None = None):
         notes=sc.get("notes", ""),
         generator="tools/strongswan/make_captures.py (keys extracted by tools/strongswan/charonlog.py)",
         strongswan=versions().get("strongswan"),
-        hosts={h: {"address": v["addr"], "protected_subnet": v["subnet"], "id": v["id"], "veth": v["veth"]}
+        hosts={h: {"address": v["addr"], "protected_subnet": v["subnet"], "id": v["id"], "veth": v["veth"],
+                   "charon": bool(logs[h])}
                for h, v in HOSTS.items()},
+        expect=sc.get("expect", "established"),
         capture={"file": "capture.pcap", "interface": "vmoon (moon side of the veth)", "linktype": "EN10MB",
                  **plain},
         decryption_with_derived_tables=decrypted,
@@ -658,8 +1138,14 @@ def analyse(dest: Path, sc: dict | None = None):
         collisions=collisions,
         ike_sas=merged["ike_sas"],
         child_sas=merged["child_sas"],
+        ike_notifies={"clear": notifies_clear, "with_derived_tables": notifies_keyed},
+        outcome=outcome,
+        exchanges_logged={h: [f"{x['ts']} {x['dir']} {x['exchange']} {x['kind']} {x['mid']} [ {x['payloads']} ]"
+                              for x in f["exchanges"]] for h, f in facts.items()},
         checks=checks,
     )
+    if plaintext is not None:
+        exp["plaintext_probes"] = "plaintext.json"
     (dest / "expected.json").write_text(json.dumps(exp, indent=1) + "\n")
     (dest / "tshark-io-phs.txt").write_text(protocol_hierarchy(pcap))
     log(f"{name}: IKE_SAs {len(merged['ike_sas'])} (rekeys {ike_rekeys}), CHILD_SAs {len(merged['child_sas'])} "
@@ -767,7 +1253,7 @@ def readme(out_root: Path):
             continue
         e = json.loads((d / "expected.json").read_text())
         cap, dec, cnt = e["capture"], e["decryption_with_derived_tables"], e["counts"]
-        vers = sorted({f"v{s['version']}" for s in e["ike_sas"]})
+        vers = sorted({f"v{s['version']}" for s in e["ike_sas"]}) or [f"v{SCENARIOS[name]['version']}"]
         summary_rows.append(
             f"| `{name}` | {'/'.join(vers)} | {cnt['ike_sas']} ({cnt['ike_sa_rekeys']}) | {cnt['child_sas']} "
             f"({cnt['child_sa_rekeys']}) | {dec['esp_total']} | {dec['esp_decrypted']} ({dec['esp_icv_good']}) | "
@@ -784,35 +1270,71 @@ def readme(out_root: Path):
             extra.append(f"{cap['ikev2_fragments']} IKEv2 SKF fragments")
         if cap["nat_keepalives"]:
             extra.append(f"{cap['nat_keepalives']} NAT-T keepalives")
+        for k, n in (cap.get("icmp") or {}).items():
+            extra.append(f"{n} ICMP {k}")
         if extra:
             lines.append("Also: " + ", ".join(extra) + ".")
+        if e.get("expect") == "failed":
+            lines.append("Outcome: the negotiation fails as intended (swanctl --initiate failed).")
         lines.append("")
-        lines.append("| IKE_SA (SPIi / SPIr) | version | proposal | initiator | rekey of | note |")
-        lines.append("|---|---|---|---|---|---|")
-        for s in e["ike_sas"]:
-            mode = f"v{s['version']}" + (f" {s['mode']} Mode" if s.get("mode") else "")
-            rk = s["rekey_of"].replace("_", " / ") if s["rekey_of"] else "-"
-            note = "redundant (rekey collision)" if s.get("collision") else ""
-            if not s["keys"]:
-                note = (note + "; " if note else "") + "no keys logged"
-            lines.append(f"| {s['spi_i']} / {s['spi_r']} | {mode} | {s['proposal']} | {s['initiator']} | {rk} | {note} |")
-        lines.append("")
-        lines.append("| CHILD_SA (SPI i->r / r->i) | algorithms | PFS | rekey of | ESP pkts i->r / r->i |")
-        lines.append("|---|---|---|---|---|")
-        for c in e["child_sas"]:
-            s0, s1 = c["sas"][0]["spi"], c["sas"][1]["spi"]
-            alg = c["encryption"]["algorithm"] + (f"-{c['encryption']['key_bits']}" if c["encryption"]["key_bits"] else "")
-            if c["integrity"]:
-                alg += " / " + c["integrity"]["algorithm"]
-            pfs = c["dh_group"] if c["pfs"] else "no"
-            rk = c["rekey_of"].replace("_", " / 0x") if c["rekey_of"] else "-"
-            if c["rekey_of"]:
-                rk = "0x" + rk
-            if c.get("redundant_after_collision"):
-                rk += " (redundant, collision lost)"
-            lines.append(f"| {s0} / {s1} | {alg} | {pfs} | {rk} | {cap['esp_per_spi'].get(s0, 0)} / "
-                         f"{cap['esp_per_spi'].get(s1, 0)} |")
-        lines.append("")
+        errors = (e.get("ike_notifies") or {}).get("with_derived_tables", {}).get("errors")
+        if errors:
+            lines.append("Error notifies (tshark, with the derived tables): " + "; ".join(
+                f"frame {x['frame']} {x['message']}: {', '.join(x['notifies'])}" for x in errors) + ".")
+            lines.append("")
+        if e.get("outcome"):
+            lines.append("Outcome lines in the charon logs:")
+            lines.append("")
+            for o in e["outcome"]:
+                lines.append(f"* {o['host']}: `{o['line'].split('> ', 1)[-1] if o['line'] else 'NOT FOUND: ' + o['pattern']}`")
+            lines.append("")
+        if (d / "plaintext.json").exists():
+            pt = json.loads((d / "plaintext.json").read_text())
+            lines.append("Plaintext probes beside the tunnel (`plaintext.json`):")
+            lines.append("")
+            lines.append("| probe | sent | the client got | the capture shows (tshark) | frames c->s / s->c |")
+            lines.append("|---|---|---|---|---|")
+            for pr in pt["probes"]:
+                c = pr["capture"]
+                got = pr["result"] + (f" (HTTP {pr['http_status']}, {pr['response_body_bytes']} bytes)"
+                                      if pr.get("http_status") else "")
+                lines.append(f"| {pr['name']} | {pr['proto']} {pr['src']}:{pr['sport']} -> {pr['dst']}:{pr['dport']} | "
+                             f"{got} | {c['answer']} | {c['frames_client_to_server']} / {c['frames_server_to_client']} |")
+            lines.append("")
+        if not e["ike_sas"]:
+            lines.append("No IKE_SA got keys: nothing in this capture is encrypted, so there are no key tables.")
+            lines.append("")
+        else:
+            lines.append("| IKE_SA (SPIi / SPIr) | version | proposal | initiator | rekey of | note |")
+            lines.append("|---|---|---|---|---|---|")
+            for s in e["ike_sas"]:
+                mode = f"v{s['version']}" + (f" {s['mode']} Mode" if s.get("mode") else "")
+                rk = s["rekey_of"].replace("_", " / ") if s["rekey_of"] else "-"
+                note = "redundant (rekey collision)" if s.get("collision") else ""
+                if not s["keys"]:
+                    note = (note + "; " if note else "") + "no keys logged"
+                lines.append(f"| {s['spi_i']} / {s['spi_r']} | {mode} | {s['proposal']} | {s['initiator']} | {rk} | {note} |")
+            lines.append("")
+        if e["ike_sas"] and not e["child_sas"]:
+            lines.append("No CHILD_SA was established, so there is no ESP.")
+            lines.append("")
+        elif e["child_sas"]:
+            lines.append("| CHILD_SA (SPI i->r / r->i) | algorithms | PFS | rekey of | ESP pkts i->r / r->i |")
+            lines.append("|---|---|---|---|---|")
+            for c in e["child_sas"]:
+                s0, s1 = c["sas"][0]["spi"], c["sas"][1]["spi"]
+                alg = c["encryption"]["algorithm"] + (f"-{c['encryption']['key_bits']}" if c["encryption"]["key_bits"] else "")
+                if c["integrity"]:
+                    alg += " / " + c["integrity"]["algorithm"]
+                pfs = c["dh_group"] if c["pfs"] else "no"
+                rk = c["rekey_of"].replace("_", " / 0x") if c["rekey_of"] else "-"
+                if c["rekey_of"]:
+                    rk = "0x" + rk
+                if c.get("redundant_after_collision"):
+                    rk += " (redundant, collision lost)"
+                lines.append(f"| {s0} / {s1} | {alg} | {pfs} | {rk} | {cap['esp_per_spi'].get(s0, 0)} / "
+                             f"{cap['esp_per_spi'].get(s1, 0)} |")
+            lines.append("")
         if any(e["collisions"].values()):
             lines.append("Collision lines in the charon logs:")
             lines.append("")

@@ -24,10 +24,12 @@ import click
 from . import __version__
 from .analysis import ENGINES, Analysis, analyze
 from .errors import EXIT_INTERNAL, IpsecpcapError
-from .output import FORMATS, _ts_text, dumps, output_stream, render_rows, text_table
+from .output import (FORMATS, _ts_text, dumps, output_stream, render_rows, severity_text, table_width, text_table,
+                     use_color)
 from .records import ChildSaRow, ExchangeRow, FlowRow, IkeSaRow, SaRow
 
 SUMMARY_ROWS = 20  # rows of each table shown in the summary; the table commands show all
+SUMMARY_FINDINGS = 50  # findings listed in the summary, most severe first; the findings command shows all
 TABLES = {"exchanges": ExchangeRow, "ike": IkeSaRow, "sas": SaRow, "child-sas": ChildSaRow, "flows": FlowRow}
 
 
@@ -54,6 +56,8 @@ def library_errors(fn):
         except KeyboardInterrupt:
             click.echo("ipsecpcap: interrupted", err=True)
             sys.exit(130)
+        except click.ClickException:
+            raise  # a usage error raised inside the command: click prints it, exit 2
         except Exception as e:  # noqa: BLE001 - the last line of defence: no traceback for users
             if debug:
                 traceback.print_exc()
@@ -106,13 +110,21 @@ def analysis_options(fn):
 def run_analysis(captures, keys=(), policy=None, rules=(), engine="fast", jobs=1, quiet=False) -> Analysis:
     """Analyse as the command line asked (after checking standard input)."""
     _check_stdin(captures)
-    return analyze(captures, keys=keys or None, policy=policy, rules=rules, engine=engine, jobs=jobs,
-                   progress=progress_for(captures, quiet))
+    progress = progress_for(captures, quiet)
+    try:
+        return analyze(captures, keys=keys or None, policy=policy, rules=rules, engine=engine, jobs=jobs,
+                       progress=progress)
+    finally:
+        if progress is not None:
+            progress.close()  # erase the bar before anything else is printed
 
 
 def progress_for(captures, quiet: bool):
-    """The progress callback for the command line (None: no progress bar)."""
-    return None
+    """The progress callback for the command line: a bar on standard error when
+    it is a terminal and not --quiet (:mod:`ipsecpcap.progress`), else None."""
+    from .progress import progress_bar
+
+    return progress_bar(captures, quiet=quiet)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -194,18 +206,33 @@ def timeline_cmd(captures, fmt, output, **opts):
 @main.command("analyze")
 @captures_arg
 @analysis_options
-@output_options
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
+              help="Format of the summary on standard output.")
+@click.option("-o", "--output-dir", "output_dir", type=click.Path(file_okay=False), default=None,
+              help="Also write every table (Parquet and JSON Lines), findings.json, summary.json and "
+                   "report.pdf into DIR (made if missing).")
 @library_errors
-def analyze_cmd(captures, fmt, output, **opts):
-    """Summary: frame accounting, IKE SAs, SAs, flows, time span."""
+def analyze_cmd(captures, fmt, output_dir, **opts):
+    """Summary and findings: frame accounting, IKE SAs, SAs, flows, time span, what the
+    rules found.  With -o DIR, every table, findings.json, summary.json and the PDF report."""
+    from .export import check_output_dir, summary_document, write_output_dir
+
+    if output_dir is not None:
+        check_output_dir(output_dir)  # before a long analysis, not after
     result = run_analysis(captures, **opts)
-    with output_stream(output) as out:
-        if fmt in ("json", "jsonl"):
-            out.write(dumps(result.summary(), indent=2 if fmt == "json" else None) + "\n")
-        elif fmt == "csv":
-            render_rows([{"key": k, "value": v} for k, v in _flat(result.summary())], ["key", "value"], "csv", out)
-        else:
-            out.write(summary_text(result))
+    out = sys.stdout
+    if fmt in ("json", "jsonl"):
+        out.write(dumps(summary_document(result), indent=2 if fmt == "json" else None) + "\n")
+    elif fmt == "csv":
+        render_rows([{"key": k, "value": v} for k, v in _flat(summary_document(result))], ["key", "value"], "csv",
+                    out)
+    else:
+        out.write(summary_text(result, color=use_color(out), width=table_width(out)))
+    out.flush()
+    if output_dir is not None:
+        written = write_output_dir(result, output_dir, paths=list(captures))
+        if not opts.get("quiet"):
+            click.echo(f"ipsecpcap: wrote {len(written)} files to {output_dir}", err=True)
     _warn(result)
 
 
@@ -259,7 +286,10 @@ def _flat(d: dict, prefix: str = ""):
             yield f"{prefix}{k}", v if not isinstance(v, list) else ";".join(map(str, v))
 
 
-def summary_text(result: Analysis) -> str:
+def summary_text(result: Analysis, color: bool = False, width: int | None = None) -> str:
+    """The terminal summary; tables fitted to ``width`` (None: no limit), severities
+    coloured when ``color``."""
+    width = width or 10**6
     s = result.summary()
     acc = result.accounting
     lines = [f"captures: {', '.join(s['captures'])}"]
@@ -281,7 +311,7 @@ def summary_text(result: Analysis) -> str:
                  str(r.messages), r.enc or "", r.integ or "", str(r.dh_group or ""), r.auth_method or ""]
                 for r in result.ike[:SUMMARY_ROWS]]
         lines.append(_indent(text_table(rows, ["v", "ispi", "rspi", "initiator", "responder", "mode", "msgs",
-                                               "enc", "integ", "dh", "auth"])))
+                                               "enc", "integ", "dh", "auth"], width=width - 2)))
         if len(result.ike) > SUMMARY_ROWS:
             lines.append(f"  ... {len(result.ike) - SUMMARY_ROWS} more (ipsecpcap ike)")
     lines.append(f"SAs: {s['esp_sas']} ESP ({s['esp_packets']} packets), {s['ah_sas']} AH "
@@ -290,7 +320,7 @@ def summary_text(result: Analysis) -> str:
         rows = [[r.protocol, r.spi, r.src, r.dst, "yes" if r.udp_encap else "", str(r.packets),
                  str(r.seq_first), str(r.seq_last)] for r in result.sas[:SUMMARY_ROWS]]
         lines.append(_indent(text_table(rows, ["proto", "spi", "src", "dst", "udp", "packets", "seq_first",
-                                               "seq_last"])))
+                                               "seq_last"], width=width - 2)))
         if len(result.sas) > SUMMARY_ROWS:
             lines.append(f"  ... {len(result.sas) - SUMMARY_ROWS} more (ipsecpcap sas)")
     if result.keys is not None:
@@ -311,9 +341,34 @@ def summary_text(result: Analysis) -> str:
             done = sum(r.decrypted for r in result.sas)
             lines.append(f"  ESP/AH: {done} packets verified, {failed} integrity failures")
     lines.append(f"flows: {s['flows']} non-IPsec 5-tuples")
+    lines.extend(findings_lines(result.findings, color, width))
     for w in s["warnings"]:
         lines.append(f"warning: {w}")
     return "\n".join(lines) + "\n"
+
+
+def findings_lines(findings, color: bool = False, width: int = 10**6) -> list[str]:
+    """The summary's findings: counts per severity, then one line per finding,
+    most severe first (each cut to ``width``)."""
+    from .export import severity_counts
+    from .records import SEVERITIES
+
+    if not findings:
+        return ["findings: none"]
+    counts = severity_counts(findings)
+    lines = ["findings: " + ", ".join(severity_text(sev, color, f"{n} {sev}") for sev, n in counts.items() if n)]
+    rank = {sev: i for i, sev in enumerate(SEVERITIES)}
+    ordered = sorted(findings, key=lambda f: -rank.get(f.severity, 0))  # stable: the engine's order within
+    for f in ordered[:SUMMARY_FINDINGS]:
+        where = " > ".join(x for x in (f.src, f.dst) if x)
+        frames = ", ".join(map(str, f.frames[:3])) + (f" (+{f.frame_count - 3})" if f.frame_count > 3 else "")
+        tail = "; ".join(x for x in (where, f"frames {frames}" if frames else "") if x)
+        text = f"{f.rule}: {f.title}" + (f" ({tail})" if tail else "")
+        text = text if len(text) <= width - 12 else text[: max(width - 13, 10)] + "…"
+        lines.append(f"  {severity_text(f.severity, color, f'{f.severity.upper():<8}')}  {text}")
+    if len(ordered) > SUMMARY_FINDINGS:
+        lines.append(f"  ... {len(ordered) - SUMMARY_FINDINGS} more (ipsecpcap findings)")
+    return lines
 
 
 def _indent(text: str) -> str:

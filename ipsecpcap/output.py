@@ -2,7 +2,10 @@
 
 Views only: they format what the records hold and decide nothing.  A file
 written with ``-o`` appears whole or not at all (written to a temporary file
-beside it, then renamed).
+beside it, then renamed); one that cannot be written at all is a usage error
+(exit 2).  Text tables fit the terminal (wide columns narrowed with an
+ellipsis, then columns dropped and named) and colour severities on a
+terminal unless NO_COLOR is set.
 """
 from __future__ import annotations
 
@@ -75,34 +78,101 @@ def render_rows(rows: Sequence, fields: list[str], fmt: str, out) -> None:
             w.writerow([_cell(d.get(f)) for f in fields])
     elif fmt == "table":
         out.write(text_table([[(_ts_text(d.get(f)) if f in TS_FIELDS else _cell(d.get(f))) for f in fields]
-                              for d in dicts], fields))
+                              for d in dicts], fields, width=table_width(out) or 10**6, color=use_color(out)))
     else:  # pragma: no cover - click restricts the choice
         raise ValueError(fmt)
 
 
+SEVERITY_STYLES = {  # click.style arguments per severity (ipsecpcap.records.SEVERITIES)
+    "critical": {"fg": "bright_red", "bold": True},
+    "high": {"fg": "red"},
+    "medium": {"fg": "yellow"},
+    "low": {"fg": "cyan"},
+    "info": {"dim": True},
+}
+
+
+def _isatty(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+def use_color(stream) -> bool:
+    """Colour only on a terminal, and not when NO_COLOR is set (https://no-color.org) or TERM is dumb."""
+    return _isatty(stream) and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+
+
+def table_width(stream) -> int | None:
+    """The terminal's width when ``stream`` is a terminal, else None (no limit)."""
+    return shutil.get_terminal_size((160, 24)).columns if _isatty(stream) else None
+
+
+def severity_text(severity: str, color: bool, text: str | None = None) -> str:
+    """``text`` (default: the severity) styled for its severity when ``color``."""
+    text = severity if text is None else text
+    if not color or severity not in SEVERITY_STYLES:
+        return text
+    import click
+
+    return click.style(text, **SEVERITY_STYLES[severity])
+
+
+def _ellipsize(s: str, n: int) -> str:
+    return s if len(s) <= n else (s[: n - 1] + "…" if n > 1 else s[:n])
+
+
+MIN_COLUMN = 8  # a column is not narrowed below this many characters
+
+
 def text_table(rows: list[list[str]], header: list[str], max_cell: int = 48,
-               width: int | None = None) -> str:
-    """Columns aligned to their widest cell; long cells are cut with an ellipsis.
-    Columns that do not fit the terminal width are dropped from the right and
-    named in a last line (use --format json or csv for every field)."""
+               width: int | None = None, color: bool = False) -> str:
+    """Columns aligned to their widest cell, fitted to ``width`` (default: the
+    terminal's, when standard output is one; None or no terminal: no limit).
+
+    Cells longer than ``max_cell`` are cut with an ellipsis.  When the table is
+    still wider than ``width``, the widest columns are narrowed (cells cut with
+    an ellipsis) down to ``MIN_COLUMN``; columns that still do not fit are
+    dropped from the right and named in a last line (use --format json or csv
+    for every field).  With ``color``, a ``severity`` column is coloured.
+    """
     if width is None:
         width = shutil.get_terminal_size((160, 24)).columns if sys.stdout.isatty() else 10**6
-
-    def cut(s: str) -> str:
-        return s if len(s) <= max_cell else s[: max_cell - 1] + "…"
-
-    rows = [[cut(c) for c in r] for r in rows]
+    rows = [[_ellipsize(c, max_cell) for c in r] for r in rows]
     widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(header)]
+    floor = [min(w, MIN_COLUMN) for w in widths]
+
+    def total(ws):
+        return sum(ws) + 2 * (len(ws) - 1) if ws else 0
+
+    # narrow the widest columns, one character at a time, while any can give
+    while total(widths) > width:
+        i = max(range(len(widths)), key=lambda j: (widths[j] - floor[j] > 0, widths[j]))
+        if widths[i] <= floor[i]:
+            break
+        widths[i] -= 1
     keep, used = [], 0
     for i, w in enumerate(widths):
         if used + w + (2 if keep else 0) > width and keep:
             break
         keep.append(i)
         used += w + (2 if len(keep) > 1 else 0)
+    sev = header.index("severity") if color and "severity" in header else None
+
+    def line(cells, styled: bool) -> str:
+        out = []
+        for i in keep:
+            text = _ellipsize(cells[i], widths[i]).ljust(widths[i])
+            if styled and i == sev:
+                text = severity_text(cells[i].strip(), True, text)
+            out.append(text)
+        return "  ".join(out).rstrip()
+
     buf = io.StringIO()
-    buf.write("  ".join(header[i].ljust(widths[i]) for i in keep).rstrip() + "\n")
+    buf.write(line(header, False) + "\n")
     for r in rows:
-        buf.write("  ".join(r[i].ljust(widths[i]) for i in keep).rstrip() + "\n")
+        buf.write(line(r, True) + "\n")
     if len(keep) < len(header):
         buf.write(f"({len(header) - len(keep)} more columns not shown: "
                   f"{', '.join(header[len(keep):])}; use --format json or csv)\n")
@@ -116,10 +186,18 @@ def output_stream(path: str | None, binary: bool = False) -> Iterator:
         yield sys.stdout.buffer if binary else sys.stdout
         return
     d = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".ipsecpcap-", dir=d)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".ipsecpcap-", dir=d)
+    except OSError as e:
+        from .errors import UsageError
+
+        raise UsageError(f"cannot write {path}: {e.strerror or e}") from None
     try:
         with (os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8", newline="")) as f:
             yield f
+        mask = os.umask(0o022)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)  # an ordinary file, not mkstemp's 0600
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import io
 import json
 import os
@@ -59,8 +60,25 @@ def _ts_text(v) -> str:
 TS_FIELDS = {"ts", "first_seen", "last_seen", "created", "deleted", "established", "first_packet", "last_packet"}
 
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _as_dict(r) -> dict:
+    """A row as a dict in field order.  For a dataclass record, its fields as they
+    are (``dataclasses.asdict`` would deep-copy every list and dict: slow, and
+    the same JSON)."""
+    if isinstance(r, dict):
+        return r
+    names = _FIELD_NAMES.get(type(r))
+    if names is None:
+        if not dataclasses.is_dataclass(r):
+            return r.to_dict()
+        names = _FIELD_NAMES[type(r)] = tuple(f.name for f in dataclasses.fields(r))
+    return {n: getattr(r, n) for n in names}
+
+
 def render_rows(rows: Sequence, fields: list[str], fmt: str, out) -> None:
-    dicts = (r.to_dict() if hasattr(r, "to_dict") else r for r in rows)
+    dicts = (_as_dict(r) for r in rows)
     if fmt == "json":
         out.write("[")
         for i, d in enumerate(dicts):

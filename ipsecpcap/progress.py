@@ -112,8 +112,15 @@ class ProgressBar:
             parts = [label, f"{_bytes(done)} read" if done else "", f"{frames:,} frames", rate]
         return "  ".join(p for p in parts if p)
 
+    def _columns(self) -> int:
+        """The width of the terminal standard error is on (standard output may be a pipe)."""
+        try:
+            return os.get_terminal_size(self.stream.fileno()).columns
+        except (AttributeError, OSError, ValueError):
+            return shutil.get_terminal_size((80, 24)).columns
+
     def draw(self, line: str) -> None:
-        width = self.width or shutil.get_terminal_size((80, 24)).columns
+        width = self.width or self._columns()
         line = line[: max(width - 1, 10)]
         self.stream.write("\r" + line + (" " * (self._drawn - len(line)) if self._drawn > len(line) else ""))
         self.stream.flush()

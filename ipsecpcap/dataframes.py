@@ -255,8 +255,8 @@ class Analysis:
 
         return write_tables(self, directory, ("csv",))
 
-    def to_pdf(self, path) -> str:
-        """Write the PDF findings report (see :mod:`ipsecpcap.report`)."""
+    def to_pdf(self, path) -> int:
+        """Write the PDF findings report (see :mod:`ipsecpcap.report`); returns its page count."""
         from .report import write_report
 
         return write_report(self.records, path, paths=self.paths)

@@ -63,6 +63,9 @@ MAX_IKE_ROWS = 100
 MAX_EXCHANGE_ROWS = 200
 MAX_SA_ROWS = 200
 MAX_KEY_ROWS = 200
+MAX_CELL_CHARS = 600  # text in one table cell (a row must fit on a page); the exports have it whole
+MAX_TITLE_CHARS = 300
+MAX_TEXT_CHARS = 3000  # a finding's detail and remediation
 
 PAGE = A4
 MARGIN = 18 * mm
@@ -108,6 +111,14 @@ def text(value) -> str:
         s = "".join(c if _printable(c) else (f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}")
                     for c in s)
     return escape(s)
+
+
+def cut(value, limit: int = MAX_CELL_CHARS) -> str:
+    """Text of at most ``limit`` characters, saying how much was left out."""
+    s = "" if value is None else value if isinstance(value, str) else str(value)
+    if len(s) <= limit:
+        return s
+    return f"{s[:limit]} ... ({len(s) - limit:,} more characters, in the exports)"
 
 
 def plain(value) -> str:
@@ -255,8 +266,8 @@ def kv_table(pairs: list[tuple[str, object]], key_width: float = 38 * mm, mono: 
     rows = []
     for k, v in pairs:
         style = st["mono"] if mono and k in mono else st["wrap"]
-        rows.append([Paragraph(text(k), st["cellb"]), v if not isinstance(v, (str, type(None), int, float))
-                     else Paragraph(text(v), style)])
+        rows.append([Paragraph(text(cut(k, 80)), st["cellb"]), v if not isinstance(v, (str, type(None), int, float))
+                     else Paragraph(text(cut(v)), style)])
     return table(rows, [key_width, WIDTH - key_width], zebra=False,
                  extra_style=[("BACKGROUND", (0, 0), (0, -1), HEADER_BG)])
 
@@ -276,10 +287,10 @@ def _c(v) -> str:
     if isinstance(v, bool):
         return "yes" if v else "no"
     if isinstance(v, (list, tuple)):
-        return text(", ".join(str(x) for x in v))
+        return text(cut(", ".join(str(x) for x in v)))
     if isinstance(v, dict):
-        return text(", ".join(f"{k}={x}" for k, x in v.items()))
-    return text(v)
+        return text(cut(", ".join(f"{k}={x}" for k, x in v.items())))
+    return text(cut(v))
 
 
 def _mono(v) -> Paragraph:
@@ -517,7 +528,7 @@ class Report:
     def finding(self, i: int, f) -> list:
         st = self.st
         rule = self.rules.get(f.rule)
-        head = table([[badge(f.severity), Paragraph(f"{i}. {text(f.title)}", st["h2"])]],
+        head = table([[badge(f.severity), Paragraph(f"{i}. {text(cut(f.title, MAX_TITLE_CHARS))}", st["h2"])]],
                      [18 * mm, WIDTH - 18 * mm], zebra=False,
                      extra_style=[("GRID", (0, 0), (-1, -1), 0, colors.white), ("VALIGN", (0, 0), (-1, -1), "MIDDLE")])
         frames = ", ".join(map(str, f.frames[:MAX_FINDING_FRAMES]))
@@ -535,14 +546,14 @@ class Report:
         for k, v in (f.evidence or {}).items():
             ev.append((str(k), v if isinstance(v, str) else _json(v)))
         ev = [(k, v) for k, v in ev if v not in (None, "")]
-        out = [CondPageBreak(60 * mm), _OutlineOnly(f"{i}. {f.title}", 1, f"finding-{i}"), head]
-        out.append(Paragraph("<b>What was seen.</b> " + text(f.detail), st["body"]))
+        out = [CondPageBreak(60 * mm), _OutlineOnly(f"{i}. {cut(f.title, 120)}", 1, f"finding-{i}"), head]
+        out.append(Paragraph("<b>What was seen.</b> " + text(cut(f.detail, MAX_TEXT_CHARS)), st["body"]))
         out.append(kv_table(ev, key_width=30 * mm, mono={"SPI", "IKE SA", "Frames"}))
         out.append(Spacer(1, 3))
         if rule is not None and rule.description:
             out.append(Paragraph("<b>What it means.</b> " + text(rule.description), st["body"]))
-        out.append(Paragraph("<b>How to fix it.</b> " + text(f.remediation or (rule.remediation if rule else "")),
-                             st["body"]))
+        fix = f.remediation or (rule.remediation if rule else "")
+        out.append(Paragraph("<b>How to fix it.</b> " + text(cut(fix, MAX_TEXT_CHARS)), st["body"]))
         if rule is not None and rule.references:
             out.append(Paragraph("<b>References.</b> " + text("; ".join(rule.references)), st["small"]))
         out.append(Spacer(1, 6))

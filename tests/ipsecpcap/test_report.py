@@ -270,6 +270,26 @@ def test_crafted_records_are_escaped(tmp_path):
     assert_pages_not_blank(path, tmp_path)
 
 
+def test_oversized_text_is_cut_so_every_table_row_fits_a_page(tmp_path):
+    """A table row cannot break across pages: a cell holding thousands of SPIs or a
+    5,000-character identity is cut (and says so) instead of failing the report."""
+    a = analyze([os.path.join(AGGR, "capture.pcap")])
+    spis = [f"0x{i:08x}" for i in range(5000)]
+    a.findings = [FindingRow(
+        rule="r" * 300, severity="low", title="t " * 400, detail="word " * 5000, remediation="fix " * 3000,
+        frames=list(range(1, 101)), frame_count=100000, first_seen=None, last_seen=None, capture="c" * 3000,
+        src="s" * 3000, dst=None, proto=None, port=None, spi=",".join(spis), ike_sa=None, policy=None,
+        evidence={"spis": spis, "blob": "x" * 20000})] * 3
+    ike = a._ike
+    a._ike = dataclasses.replace(ike, ike=[dataclasses.replace(ike.ike[0], vendor_ids=["v" * 3000] * 10,
+                                                               initiator_id="i" * 5000)])
+    path = tmp_path / "big.pdf"
+    pages = build_pdf(a, str(path))
+    assert pages == page_count(path) <= 20
+    f = flat(pdf_text(path))
+    assert "morecharacters,intheexports" in f and flat("(100,000 frames in all)") in f
+
+
 # ------------------------------------------------------------- variants
 def test_no_findings(tmp_path):
     a = analyze([os.path.join(REKEY, "capture.pcap")])
@@ -282,6 +302,11 @@ def test_no_findings(tmp_path):
         assert flat(s) in f, s
     assert "Nofindings." in f and "Policy:nonegiven" in f and "Keys:nonegiven" in f
     assert_pages_not_blank(path, tmp_path)
+    # the notebook view writes the same report
+    import ipsecpcap
+
+    pages = ipsecpcap.analyze(os.path.join(REKEY, "capture.pcap")).to_pdf(tmp_path / "nb.pdf")
+    assert pages == page_count(path) == page_count(tmp_path / "nb.pdf")
 
 
 def test_protected_hosts_and_whether_their_policy_held(tmp_path):

@@ -59,6 +59,9 @@ ICMP_QUOTES: dict[str, frozenset[int]] = {
     # ICMPv6 Parameter Problem (type 4, code 1) quoting an echo request
     # with a zero-length AH.
     "public/zeek/ipv6_zero_len_ah.pcap": frozenset({6}),
+    # ICMP port unreachable (type 3, code 3) from sun, where no charon
+    # listens, quoting each IKE_SA_INIT request (ip:icmp:ip:udp:isakmp).
+    "strongswan/ikev2-unanswered/capture.pcap": frozenset({4, 6, 8, 10}),
 }
 
 # ---------------------------------------------------------------------------

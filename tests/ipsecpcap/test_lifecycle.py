@@ -37,6 +37,11 @@ def _state(hosts, state):
     return min(times) if times else None
 
 
+def _near(ours, logged):
+    """Within TOLERANCE of the logged time, or both absent (an IKE SA that never got established)."""
+    return ours is None and logged is None or None not in (ours, logged) and abs(ours - logged) < TOLERANCE
+
+
 def _spis(pair):
     """'dbffa7bd_64464af6' (expected.json) -> {'0xdbffa7bd', '0x64464af6'}."""
     return frozenset(f"0x{s}" for s in pair.split("_"))
@@ -133,7 +138,13 @@ def test_keyed_created_and_deleted_when_the_log_says(keyed):
 
 def test_keyed_ike_sas_rekeys_roles_and_deletions(keyed):
     exp = keyed.expected["ike_sas"]
-    assert set(keyed.ike) == {ei["id"] for ei in exp}
+    extra = set(keyed.ike) - {ei["id"] for ei in exp}
+    if keyed.expected.get("expect") == "failed":
+        # a failed attempt charon never checked in with both SPIs (IKE_SA_INIT / Main Mode 1 refused
+        # or unanswered): never established, no child SA
+        assert all(keyed.ike[i].established is None and keyed.ike[i].child_sas == 0 for i in extra), extra
+        extra = set()
+    assert not extra and set(keyed.ike) >= {ei["id"] for ei in exp}
     by_id = {ei["id"]: ei for ei in exp}
     for ei in exp:
         r = keyed.ike[ei["id"]]
@@ -148,8 +159,8 @@ def test_keyed_ike_sas_rekeys_roles_and_deletions(keyed):
         else:
             assert r.role_swapped is None, where
         assert r.collision is bool(ei.get("collision")), where
-        assert abs(r.established - _state(ei["hosts"], "ESTABLISHED")) < TOLERANCE, where
-        assert abs(r.deleted - _state(ei["hosts"], "DELETING")) < TOLERANCE, where
+        assert _near(r.established, _state(ei["hosts"], "ESTABLISHED")), where
+        assert _near(r.deleted, _state(ei["hosts"], "DELETING")), where
         assert r.delete_inferred is False, where
         made_here = sum(1 for ec in keyed.expected["child_sas"] if ec["ike_sa"] == ei["id"].replace("/", "_"))
         assert r.child_sas == made_here, where
@@ -231,9 +242,9 @@ def test_keyless_ike_sa_rekeys_and_deletions(keyless):
         assert r.rekey_of == (ei["rekey_of"].replace("_", "/") if ei["rekey_of"] else None), where
         assert r.rekey_inferred is bool(ei["rekey_of"]), where
         assert r.initiator == ei["initiator"], where  # the I flag tells who initiated the rekey
-        assert abs(r.established - _state(ei["hosts"], "ESTABLISHED")) < TOLERANCE, where
-        assert r.delete_inferred is True, where
-        assert abs(r.deleted - _state(ei["hosts"], "DELETING")) < TOLERANCE, where
+        assert _near(r.established, _state(ei["hosts"], "ESTABLISHED")), where
+        assert r.delete_inferred is (r.deleted is not None), where  # nothing to delete if never established
+        assert _near(r.deleted, _state(ei["hosts"], "DELETING")), where
 
 
 def test_keyless_child_deletions(keyless):

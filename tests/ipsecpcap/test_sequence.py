@@ -494,7 +494,8 @@ def test_strongswan_captures_are_clean(capture, tshark_frames):
     """Recorded without loss: tshark shows every SPI's numbers as 1, 2, 3, ...
     in frame order, and we report nothing."""
     listing = tshark_listing(tshark_frames(capture.path))
-    assert listing
+    # a negotiation failure (no CHILD_SA in charon's log) has no ESP at all
+    assert listing or not json.loads((capture.path.parent / "expected.json").read_text())["child_sas"]
     for key, pairs in listing.items():
         assert [seq for _, seq in pairs] == list(range(1, len(pairs) + 1)), key
     for r in analyze([capture.path]).sas:

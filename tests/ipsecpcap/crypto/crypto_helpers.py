@@ -169,9 +169,10 @@ def read_esp_sa(path: Path) -> list[tuple[EspKey, str]]:
     return out
 
 
-SS_ENC = {"AES_CBC": "aes-cbc", "AES_GCM_16": "aes-gcm16", "CHACHA20_POLY1305": "chacha20-poly1305"}
+SS_ENC = {"AES_CBC": "aes-cbc", "AES_GCM_16": "aes-gcm16", "CHACHA20_POLY1305": "chacha20-poly1305",
+          "3DES_CBC": "3des-cbc", "DES_CBC": "des-cbc", "NULL": "null"}
 SS_INTEG = {None: "none", "HMAC_SHA1_96": "hmac-sha1-96", "HMAC_SHA2_256_128": "hmac-sha2-256-128",
-            "HMAC_SHA2_512_256": "hmac-sha2-512-256"}
+            "HMAC_SHA2_512_256": "hmac-sha2-512-256", "HMAC_MD5_96": "hmac-md5-96"}
 
 
 def strongswan_keys(scenario: Path) -> list[EspKey]:

@@ -643,7 +643,9 @@ def test_tcpdump_ikev2pI2_icv_does_not_verify_but_the_plaintext_parses() -> None
 
 
 # ================================================== our strongSwan captures
-SCENARIOS = sorted(d.name for d in STRONGSWAN.glob("*") if (d / "capture.pcap").exists())
+# with encrypted IKE: the failures that stop at IKE_SA_INIT / Main Mode 1 have no key table
+SCENARIOS = sorted(d.name for d in STRONGSWAN.glob("*") if (d / "capture.pcap").exists()
+                   and any((d / t).exists() for t in ("ikev1_decryption_table", "ikev2_decryption_table")))
 V2_SCENARIOS = [s for s in SCENARIOS if s.startswith("ikev2-")]
 V1_SCENARIOS = [s for s in SCENARIOS if s.startswith("ikev1-")]
 REKEY_SA, PROTO_IKE, PROTO_ESP = 16393, 1, 3  # RFC 7296 3.10.1 / IKEv1 and IKEv2 protocol IDs
@@ -725,7 +727,8 @@ def test_strongswan_ike_decrypts_to_what_tshark_shows(name: str, tmp_path: Path)
     assert differ == {f for c, f in KNOWN_TSHARK_DISAGREEMENTS if c == f"strongswan/{name}"}
 
 
-@pytest.mark.parametrize("name", [s for s in SCENARIOS if s != "ikev1-aggressive-psk"])  # IDs in clear there
+# ikev1-aggressive-psk: IDs in clear there; ikev2-auth-failed: never established, charon logs no identities
+@pytest.mark.parametrize("name", [s for s in SCENARIOS if s not in ("ikev1-aggressive-psk", "ikev2-auth-failed")])
 def test_strongswan_identities(name: str) -> None:
     # the identities charon logged for each IKE_SA, in IDi/IDr (IKEv2 IKE_AUTH)
     # or in the phase-1 ID payloads (IKEv1 Main Mode messages 5 and 6)
@@ -750,7 +753,7 @@ def test_strongswan_child_sa_spis(name: str) -> None:
     found = set()
     for messages in _exchanges(s).values():
         spis = [_spis(o.payloads, PROTO_ESP) for o in messages[:2]]
-        if len(spis) == 2 and spis[0]:
+        if len(spis) == 2 and spis[0] and spis[1]:  # a refused CHILD_SA: no SA payload in the answer
             (request,), (response,) = spis
             found.add((messages[0].ike.src, request.hex(), response.hex()))
     expected = set()
@@ -851,7 +854,7 @@ def test_strongswan_ikev1_phase2_hashes_verify(name: str) -> None:
     # Each one checks a whole plaintext, padding excluded, byte for byte.
     s = scenario(name)
     (sa,) = s.expected["ike_sas"]
-    prf = {"PRF_HMAC_SHA1": "sha1", "PRF_HMAC_SHA2_256": "sha256"}[sa["transforms"]["prf"]]
+    prf = {"PRF_HMAC_SHA1": "sha1", "PRF_HMAC_SHA2_256": "sha256", "PRF_HMAC_MD5": "md5"}[sa["transforms"]["prf"]]
     skeyid_a = bytes.fromhex(sa["keys"]["skeyid_a"])
     checked = Counter()
     for (_, _, mid, exchange, _), messages in _exchanges(s).items():

@@ -25,7 +25,11 @@ own strongswan.conf (STRONGSWAN_CONF), vici socket and swanctl.conf.
 Per scenario it writes into fixtures/strongswan/<scenario>/:
   capture.pcap, charon-moon.log, charon-sun.log (trimmed), swanctl-moon.conf,
   swanctl-sun.conf, strongswan-moon.conf, strongswan-sun.conf, expected.json,
-  esp_sa, ikev2_decryption_table / ikev1_decryption_table (Wireshark UATs).
+  recording.json, tshark-io-phs.txt, esp_sa, ikev2_decryption_table /
+  ikev1_decryption_table (Wireshark UATs, only where something was keyed), and
+  for the scenarios that ask for them plaintext.json, policy.yaml, nft-sun.conf.
+  Negotiation failures (expect="failed") and a peer without charon
+  (sun_charon=False) are scenarios too; see README.md for the options.
 
 Key extraction from the logs: charonlog.py (documented log-line formats).
 Standard library only.

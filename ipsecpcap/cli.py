@@ -400,4 +400,8 @@ def _warn(result: Analysis) -> None:
 from . import cli_deep, cli_findings, cli_psk, cli_report  # noqa: E402,F401
 
 if __name__ == "__main__":  # pragma: no cover
-    main(prog_name=os.path.basename(sys.argv[0]))
+    # run as `python -m ipsecpcap.cli`: this module is __main__, and the commands of the other
+    # modules registered themselves on the importable ipsecpcap.cli.main, so run that one
+    from ipsecpcap.cli import main as _main
+
+    _main(prog_name="ipsecpcap")

@@ -24,6 +24,7 @@ from .records import ChildSaRow, ExchangeRow, FindingRow, FlowRow, IkeSaRow, SaR
 from .sacrypto import SaCrypto
 from .tables import IkeView, flow_table, ike_tables, sa_table
 from .tracker import Tracker
+from .vector import VectorDecoder
 from .ikesa import addr_text
 
 
@@ -33,17 +34,28 @@ def capture_name(path) -> str:
     return os.path.basename(os.fspath(path))
 
 
-def analyze_capture(path, *, block_bytes: int = 4 << 20, progress=None, crypto: SaCrypto | None = None
-                    ) -> Tracker:
+def analyze_capture(path, *, block_bytes: int = 4 << 20, progress=None, crypto: SaCrypto | None = None,
+                    vector: bool | None = None) -> Tracker:
     """Analyse one capture into a partial result.
 
     ``progress``, if given, is called with the reader after each block.
     ``crypto``, if given, opens ESP and verifies AH with its keys (and keeps
-    per-SA results in its own state, shared across captures).
+    per-SA results in its own state, shared across captures).  ``vector``
+    chooses the vectorised fast path (:mod:`ipsecpcap.vector`, the default
+    without keys) or the frame-by-frame decoder (``False``; also forced by
+    the environment variable ``IPSECPCAP_FASTPATH=packet``); both give the
+    same result.
     Raises :class:`InputError` when the file cannot be read as a capture.
     """
     tracker = Tracker(capture_name(path))
-    decoder = Decoder(tracker) if crypto is None else KeyedDecoder(tracker, crypto)
+    if vector is None:
+        vector = os.environ.get("IPSECPCAP_FASTPATH", "vector") != "packet"
+    if crypto is not None:
+        decoder = KeyedDecoder(tracker, crypto)
+    elif vector:
+        decoder = VectorDecoder(tracker)
+    else:
+        decoder = Decoder(tracker)
     try:
         with open_capture(path, block_bytes=block_bytes) as reader:
             run_block = decoder.run_block

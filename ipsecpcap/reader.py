@@ -35,6 +35,8 @@ import zlib
 from dataclasses import dataclass
 from typing import BinaryIO, Iterator
 
+import numpy as np
+
 __all__ = ["Block", "CaptureError", "CaptureReader", "open_capture"]
 
 # Largest captured length / block length we accept.  Nothing writes records
@@ -60,6 +62,8 @@ _PCAP_MAGICS = {
 
 # pcapng block types (draft-ietf-opsawg-pcapng, section 11.1)
 _EPB, _SPB, _PB, _IDB = 6, 3, 2, 1
+
+_ROW16 = np.arange(16, dtype=np.int64)  # the first 16 bytes of a classic pcap record header
 
 
 class CaptureError(Exception):
@@ -89,6 +93,9 @@ class Block:
     linktypes: list[int] | int
     frames: list[int]
     bad: list[tuple[int, str, str]]
+    # the same offsets, caplens and ts as numpy arrays (int64, int64, float64), when the
+    # reader made them anyway (classic pcap); the vectorised fast path uses them
+    arrays: tuple | None = None
 
     def packet(self, i: int) -> bytes:
         """The captured bytes of record ``i`` (a copy; the hot loop should index ``data``)."""
@@ -251,6 +258,9 @@ class _Pcap:
         # records with an FCS are delivered as recorded, FCS included.
         self.linktype = lt_field & 0xFFFF
         self._unpack = struct.Struct(order + ("IIII" if hs == 16 else "IIII8x")).unpack_from
+        # the captured length only, from a whole record header (the walk's one unpack per record)
+        self._caplen = struct.Struct(order + ("8xI4x" if hs == 16 else "8xI12x")).unpack_from
+        self._u32x4 = np.dtype(order + "u4")
         self._hs = hs
         self._divisor = divisor
         self._warnings = warnings
@@ -261,44 +271,45 @@ class _Pcap:
     def walk(self, buf: bytes, pos: int) -> tuple[Block | None, int, bool]:
         """Records that lie wholly in ``buf[pos:]``; returns (block, first unread position, fatal).
 
-        The hot loop of the whole reader: one ``unpack_from`` and four appends
-        per record.  The values go straight into lists of ints / floats, which
-        the garbage collector does not track (keeping the header tuples and
-        transposing them afterwards was 30 % slower, mostly GC and ``zip``).
-        No length check per record: a buffer never holds more than
-        ``MAX_RECORD`` bytes, and a header whose packet runs past the end of
-        the buffer is taken back below (``unit_length`` judges it).
+        The hot loop of the whole reader, and inherently sequential: where a
+        record starts depends on the length of the one before.  So the loop
+        does the least it can -- one ``unpack_from`` of the captured length
+        and one append per record -- and numpy then gathers every header
+        field at once from the offsets found (a 16-byte row per record,
+        viewed as four 32-bit integers in the file's byte order).  This is
+        twice as fast as unpacking the four fields in the loop, and the
+        timestamps are the same floats (``sec + sub / div`` in IEEE double,
+        as dpkt and the pcap spec compute them).  No length check per record:
+        a buffer never holds more than ``MAX_RECORD`` bytes, and a header
+        whose packet runs past the end of the buffer is taken back below
+        (``unit_length`` judges it).  The struct.error at the end of the
+        buffer stops the loop.
         """
-        offsets: list[int] = []
-        caplens: list[int] = []
-        origlens: list[int] = []
-        tss: list[float] = []
-        a_off, a_cap, a_orig, a_ts = offsets.append, caplens.append, origlens.append, tss.append
-        unpack = self._unpack
+        starts: list[int] = []
+        a_start = starts.append
+        caplen = self._caplen
         hs = self._hs
-        div = self._divisor
         try:
-            while True:  # the struct.error at the end of the buffer stops the loop
-                sec, sub, cl, ol = unpack(buf, pos)
-                pos += hs
-                a_off(pos)
-                a_cap(cl)
-                a_orig(ol)
-                a_ts(sec + sub / div)  # as dpkt and the pcap spec: seconds + fraction
-                pos += cl
+            while True:
+                cl = caplen(buf, pos)[0]
+                a_start(pos)
+                pos += hs + cl
         except struct.error:
             pass
         if pos > len(buf):  # the last header fitted but its packet bytes did not
-            pos = offsets.pop() - hs
-            caplens.pop()
-            origlens.pop()
-            tss.pop()
-        if not offsets:
+            pos = starts.pop()
+        if not starts:
             return None, pos, False
+        heads = np.array(starts, dtype=np.int64)
+        rows = np.frombuffer(buf, dtype=np.uint8)[heads[:, None] + _ROW16]
+        sec, sub, cl, ol = rows.view(self._u32x4).T
+        offs = heads + hs
+        cl = cl.astype(np.int64)
+        ts = sec.astype(np.float64) + sub / self._divisor
         first = self.frames + 1
-        self.frames += len(offsets)
-        return Block(buf, offsets, caplens, origlens, tss, self.linktype,
-                     list(range(first, first + len(offsets))), []), pos, False
+        self.frames += len(starts)
+        return Block(buf, offs.tolist(), cl.tolist(), ol.tolist(), ts.tolist(), self.linktype,
+                     list(range(first, first + len(starts))), [], (offs, cl, ts)), pos, False
 
     def _bad_length(self, frame: int, caplen: int) -> tuple[int, str, str]:
         self._warnings.append(

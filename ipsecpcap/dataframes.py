@@ -9,8 +9,9 @@
 DataFrames are built at this boundary only, from the same frozen records the
 command line prints.  Nothing here decides anything.
 
-Column dtypes come from the record's type hints (``COLUMN RULES`` below), so
-every table of the same name has the same dtypes, empty or not:
+Column dtypes come from the record's type hints (``record_schema``) and two
+name lists (``TIME_FIELDS``, ``CATEGORY_FIELDS``), so a table has the same
+dtypes whether it is empty or not:
 
 ===========================================  ================================
 record field                                  DataFrame dtype

@@ -1,6 +1,8 @@
 """Commands of the views: ``report`` (the PDF findings report)."""
 from __future__ import annotations
 
+import sys
+
 import click
 
 from .cli import _warn, analysis_options, captures_arg, library_errors, main, run_analysis
@@ -20,6 +22,8 @@ def report_cmd(captures, output, **opts):
     from .report import write_report
 
     check_output_file(output)  # before a long analysis, not after
+    if output == "-" and sys.stdout.isatty():
+        raise click.UsageError("-o -: standard output is a terminal; redirect it to a file (> findings.pdf)")
     result = run_analysis(captures, **opts)
     pages = write_report(result, output, paths=list(captures))
     if output != "-" and not opts.get("quiet"):

@@ -4,8 +4,8 @@ Exit codes (also in the README):
 
 ====  =====================================================================
 0     success
-1     reserved for findings at or above --fail-on (findings command)
-2     usage error (bad option or argument)
+1     findings: a finding at or above --fail-on (that command exits 2 for every usage or input error)
+2     usage error (bad option or argument), or a policy or rule file with a mistake
 3     input error: a capture is missing, unreadable or not a capture file
 4     key file error: a key file is missing or has a mistake (file:line: what)
 70    internal error (a bug; run with --debug for the traceback)
@@ -361,6 +361,12 @@ def findings_lines(findings, color: bool = False, width: int = 10**6) -> list[st
     ordered = sorted(findings, key=lambda f: -rank.get(f.severity, 0))  # stable: the engine's order within
     for f in ordered[:SUMMARY_FINDINGS]:
         where = " > ".join(x for x in (f.src, f.dst) if x)
+        if f.port is not None and f.proto:
+            where += f" {f.proto}/{f.port}"
+            if isinstance(f.evidence, dict) and f.evidence.get("outcome"):
+                where += f" {f.evidence['outcome']}"
+        elif f.spi:
+            where += f" spi {f.spi if len(f.spi) <= 24 else f.spi[:21] + '...'}"
         frames = ", ".join(map(str, f.frames[:3])) + (f" (+{f.frame_count - 3})" if f.frame_count > 3 else "")
         tail = "; ".join(x for x in (where, f"frames {frames}" if frames else "") if x)
         text = f"{f.rule}: {f.title}" + (f" ({tail})" if tail else "")

@@ -236,7 +236,9 @@ def analyze(paths: Iterable, *, keys=None, policy=None, rules=None, engine: str 
     :class:`~ipsecpcap.policy.Policy` or the path of a policy file; ``rules``
     an iterable of extra rule directories.  ``engine`` is ``fast`` (our own
     decoder) or ``tshark`` (the same analysis over tshark's dissection, see
-    :mod:`ipsecpcap.deep`).
+    :mod:`ipsecpcap.deep`).  ``jobs`` >= 2 runs the fast engine's two stages
+    in two processes (:mod:`ipsecpcap.parallel`; the same result; without
+    keys: decryption runs in one process).
     """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
@@ -251,6 +253,10 @@ def analyze(paths: Iterable, *, keys=None, policy=None, rules=None, engine: str 
             from .deep import analyze_capture_deep
 
             part = analyze_capture_deep(path, keys=store, progress=progress)
+        elif jobs >= 2 and crypto is None and os.environ.get("IPSECPCAP_FASTPATH", "vector") != "packet":
+            from .parallel import analyze_capture_pipelined
+
+            part = analyze_capture_pipelined(path, block_bytes=block_bytes, progress=progress)
         else:
             part = analyze_capture(path, block_bytes=block_bytes, progress=progress, crypto=crypto)
         merged = part if merged is None else merged.merge(part)

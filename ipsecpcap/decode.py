@@ -121,6 +121,10 @@ class Decoder:
 
     __slots__ = ("sink", "counts", "reasm")
 
+    # the IKE dissector; the vectorised path's recording decoder leaves the parsing
+    # to the process that applies the records (see ipsecpcap.vector)
+    parse_ike = staticmethod(parse_ike)
+
     def __init__(self, sink, reassembler: Reassembler | None = None):
         self.sink = sink
         self.counts: dict[str, int] = {}
@@ -416,7 +420,7 @@ class Decoder:
             # Wireshark does not take such a datagram as ISAKMP either
             return "malformed:bad_length:isakmp"
         data = bytes(buf[q:end])
-        self.sink.ike(frame, ts, addrs, sport, dport, parse_ike(data), marker, nfrags, data)
+        self.sink.ike(frame, ts, addrs, sport, dport, self.parse_ike(data), marker, nfrags, data)
         return "analysed:ike"
 
     def icmp(self, proto, buf, p, end, addrs, iplen, ts, frame, protected_by):

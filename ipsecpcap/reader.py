@@ -688,8 +688,11 @@ class CaptureReader:
         self.close()
 
 
-def open_capture(path: str | os.PathLike | BinaryIO, *, block_bytes: int = 4 << 20) -> CaptureReader:
-    """Open a capture for streaming.  ``"-"`` means standard input.
+def open_capture(path: str | os.PathLike | BinaryIO, *, block_bytes: int = 4 << 20,
+                 name: str | None = None) -> CaptureReader:
+    """Open a capture for streaming.  ``"-"`` means standard input.  ``name``
+    overrides the name messages use (e.g. ``"-"`` for a duplicate of standard
+    input passed as a stream).
 
     Raises :class:`CaptureError` when the input cannot be opened or is not a
     pcap / pcapng capture (possibly gzip-compressed) at all.
@@ -709,8 +712,9 @@ def open_capture(path: str | os.PathLike | BinaryIO, *, block_bytes: int = 4 << 
         stream, close = path, False
         if hasattr(stream, "buffer") and not hasattr(stream, "readinto"):
             stream = stream.buffer  # a text stream such as sys.stdin
+        given = name
         name = getattr(stream, "name", None)
-        name = name if isinstance(name, str) else "<stream>"
+        name = given if given is not None else (name if isinstance(name, str) else "<stream>")
     size = None
     try:
         st = os.fstat(stream.fileno())

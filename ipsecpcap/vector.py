@@ -1,4 +1,4 @@
-"""The vectorised fast path: a block of records classified with numpy, and
+"""The vectorised fast path: blocks of records classified with numpy, and
 the common packets applied to the tracker once per SA and per flow.
 
 Where the time went (the 1M-packet benchmark capture, one core, before this
@@ -11,7 +11,12 @@ IKE parsing 0.4 s of it (11.5k messages); the tables 1.2 s; start-up 0.2 s.
 So the common packets are taken here in bulk, and the reader's walk does
 the least it can (see :meth:`ipsecpcap.reader._Pcap.walk`).
 
-How a block goes (:meth:`VectorDecoder.run_block`):
+Two stages, which can run in one process (:class:`VectorDecoder`) or in two
+(:mod:`ipsecpcap.parallel`, ``--jobs 2``): a :class:`Classifier` turns
+blocks into :class:`Batch` es -- plain data, no tracker -- and an
+:class:`Applier` applies them to the :class:`~ipsecpcap.tracker.Tracker`.
+
+The classifier, for a batch of blocks (about :data:`BATCH` frames):
 
 1. **Classify.**  The first 50 bytes of every record are gathered into an
    ``(n, 50)`` array (Ethernet 14 + IPv4 20 + UDP 8 + ESP 8) and every frame
@@ -19,44 +24,43 @@ How a block goes (:meth:`VectorDecoder.run_block`):
    *ESP* (untagged Ethernet, IPv4 without options, not a fragment, ESP or
    ESP in UDP 4500 with at least the SPI and sequence number captured),
    *flow* (the same IPv4 carrying TCP with its flags captured, or UDP not on
-   port 500 or 4500), *isolated* (IKE on UDP 500, IKE or a NAT-keepalive on
-   UDP 4500, a non-IP ethertype: frames whose decoding touches no SA and no
-   flow), or *other* (everything else: VLAN tags, IPv6, IP options and
-   fragments, AH, ICMP, truncated headers, ...).
-2. **Find what the other frames touch.**  The *other* frames are run
-   through the real decoder with a sink that only records which SA and flow
-   keys they would update (a quoted packet's flow, for an ICMP error; for an
-   IP fragment that completes a datagram, the datagram's: the probe
-   reassembles on a copy of the reassembler's state).  An ESP or flow group
-   with such a key is taken out of the bulk path and decoded frame by frame
-   with them.
+   port 500 or 4500), or *other* (everything else: IKE, NAT-keepalives,
+   VLAN tags, IPv6, IP options and fragments, AH, ICMP, truncated headers).
+2. **Decode the other frames** with the real decoder (and the one
+   reassembler) into a sink that records its calls (an IKE message is kept
+   as bytes: the applier parses it).  The calls name the SA and flow keys
+   those frames touch (for an ICMP error, also the quoted packet's flow).
 3. **Group.**  ESP frames are sorted (stably) by SA key -- SPI and
    addresses -- and flows by protocol and their two endpoints, so each group
-   is one SA direction or one flow (both directions) in frame order.
-4. **Apply, in frame order.**  The frames that are not bulk and the groups
-   (at their first frame) are handed over in frame order, so even the
-   tracker's dicts are filled in the same order as frame by frame.  An ESP
-   group goes frame by frame through :meth:`Tracker.esp` until its SA's
-   anti-replay state takes the next in order (``seq == top + 1``, see
-   :mod:`ipsecpcap.sequence`) and the rest of the group is consecutive;
-   the rest is then one update: counts and bytes added, the last packet's
-   time, frame and number stored, the last 64 frames put in the ring.  A
-   flow's first frame goes through :meth:`Tracker.flow` (which decides its
-   direction); the rest is added per direction, with the TCP observations
-   OR-ed (a packet from the initiator after the SYN-ACK completes the
-   handshake: the first SYN-ACK is compared with the last ACK).
+   is one SA direction or one flow (both directions) in frame order, and its
+   sums, first and last values are computed.  A group whose key some other
+   frame touches becomes calls, one per frame, as the decoder would make.
+4. **Order.**  The calls and the groups (at their first frame) are put in
+   frame order, so even the tracker's dicts fill in the same order as frame
+   by frame.  The first packet of each new ESP SA is kept (``esp_sample``).
+
+The applier replays the calls and applies each group: an ESP group goes
+frame by frame through :meth:`Tracker.esp` until its SA's anti-replay state
+takes the next in order (``seq == top + 1``, see :mod:`ipsecpcap.sequence`)
+and the rest of the group is consecutive; the rest is one update: counts and
+bytes added, the last packet's time, frame and number stored, the frames of
+the last 64 numbers put in the ring.  A new flow's first frame goes through
+:meth:`Tracker.flow` (which decides its direction); the rest is added per
+direction, with the TCP observations OR-ed (a packet from the initiator with
+ACK after the SYN-ACK completes the handshake: the first SYN-ACK is compared
+with the last ACK).
 
 Why the results are identical to the frame-by-frame decoder: the tracker's
-state is per SA and per flow, and a group is taken in bulk only when no
-other frame of the block touches its key; the bulk update is what
-:meth:`Tracker.esp` / :meth:`Tracker.flow` compute for an in-order run.  A
+state is per SA and per flow, a group is taken in bulk only when no other
+frame of the batch touches its key, and the bulk update is what
+:meth:`Tracker.esp` / :meth:`Tracker.flow` compute for a run in order.  A
 block whose timestamps go backwards (anywhere, or behind an earlier block)
-is decoded frame by frame, since first / last times then depend on the
-order.  Everything else the decoder does for rare frames (IKE, reassembly,
-ICMP quotes) it still does.  ``tests/ipsecpcap/test_vector.py`` compares
-every table of both paths on every fixture capture and on the benchmark
-capture scaled down.  ``IPSECPCAP_FASTPATH=packet`` (or
-``analyze_capture(..., vector=False)``) forces the frame-by-frame path.
+is decoded frame by frame into calls, since first / last times then depend
+on the order.  ``tests/ipsecpcap/test_vector.py`` compares every table of
+both paths on every fixture capture, the benchmark capture scaled down and a
+synthetic capture that leaves the bulk path every way there is.
+``IPSECPCAP_FASTPATH=packet`` (or ``analyze_capture(..., vector=False)``)
+forces the frame-by-frame path.
 """
 from __future__ import annotations
 
@@ -87,71 +91,6 @@ def _be32(rows, i):
     return np.ascontiguousarray(rows[:, i:i + 4]).view(">u4").ravel().astype(np.int64)
 
 
-class _ShadowReassembler(Reassembler):
-    """The probe's reassembler: on the first fragment of a batch it takes a copy
-    of the real reassembler's state, then reassembles like it.  The real one
-    sees the same fragments in the same order afterwards (bulk frames are
-    never fragments), so the probe learns which datagram a fragment completes,
-    and what keys that datagram touches."""
-
-    def __init__(self, real: Reassembler):
-        super().__init__(real.timeout, real.max_pending)
-        self.real = real
-        self.synced = False
-
-    def _add(self, key, offset, more, data, ts):
-        if not self.synced:
-            c = self.real.copy()
-            self.pending, self._last_sweep = c.pending, c._last_sweep
-            self.synced = True
-        return Reassembler._add(self, key, offset, more, data, ts)
-
-
-class _ProbeDecoder(Decoder):
-    """The decoder as the probe runs it: an IKE message touches no SA and no flow,
-    so it is not parsed."""
-
-    def ike(self, buf, q, end, reported, addrs, sport, dport, ts, frame, marker, nfrags):
-        return "analysed:ike"
-
-
-class _KeyProbe:
-    """A decoder sink that records the SA and flow keys a frame would update."""
-
-    __slots__ = ("sas", "flows")
-
-    def __init__(self):
-        self.sas: set = set()
-        self.flows: set = set()
-
-    def esp(self, frame, ts, addrs, spi, seq, length, encap, fragments):
-        self.sas.add((IPPROTO_ESP, spi, bytes(addrs)))
-        return False  # no esp_sample
-
-    def esp_sample(self, spi, addrs, packet):
-        pass
-
-    def ah(self, frame, ts, addrs, spi, seq, length, next_header):
-        pass  # AH SAs never take the bulk path
-
-    def flow(self, frame, ts, proto, addrs, sport, dport, length, tcp_flags, protected_by):
-        self.flows.add(_flow_key(proto, bytes(addrs), sport, dport))
-
-    def icmp_error(self, frame, ts, addrs, proto, icmp_type, code, quoted, quoted_flow):
-        if quoted_flow is not None:
-            p, a, sp, dp = quoted_flow
-            self.flows.add(_flow_key(p, bytes(a), sp, dp))
-
-    def ike(self, *args):
-        pass
-
-    def keepalive(self, *args):
-        pass
-
-    def truncated_ipsec(self, *args):
-        pass
-
-
 def _flow_key(proto: int, addrs: bytes, sport: int, dport: int):
     """The direction-free key of a flow, as the bulk path groups IPv4 flows."""
     if len(addrs) != 8:
@@ -161,41 +100,104 @@ def _flow_key(proto: int, addrs: bytes, sport: int, dport: int):
     return (proto, a, b) if a <= b else (proto, b, a)
 
 
-class VectorDecoder:
-    """Feeds ``decoder.sink`` (a :class:`~ipsecpcap.tracker.Tracker`) block by block;
-    see the module docstring.  ``decoder`` (a plain :class:`Decoder` on the same
-    tracker) decodes the frames that do not take the bulk path and keeps the
-    frame accounting (``counts``) and the reassembler.
+class _RecordingDecoder(Decoder):
+    """The decoder as the classifier runs it: IKE messages are handed on as bytes."""
 
-    Blocks are gathered (the first 50 bytes of each record) as they come and
-    classified and applied in batches of about ``batch`` frames: the more
-    frames of an SA or flow a batch holds, the fewer Python-level updates.
-    The reader's 4 MiB blocks hold ~6,500 frames of the benchmark capture; a
-    batch of 64Ki frames keeps ~40 MB of them alive (the frames that are not
-    taken in bulk are decoded from them)."""
+    parse_ike = staticmethod(lambda data: None)
 
-    def __init__(self, tracker, decoder: Decoder | None = None, batch: int | None = None):
-        self.tracker = tracker
-        self.decoder = decoder if decoder is not None else Decoder(tracker)
-        self.counts = self.decoder.counts
-        self.reasm = self.decoder.reasm
+
+class _Recorder:
+    """A decoder sink that records the calls it receives, in order, as (position
+    in the batch, method, arguments), and the SA and flow keys they touch."""
+
+    __slots__ = ("calls", "pos", "esp_keys", "flow_keys", "seen", "samples", "_key")
+
+    def __init__(self, seen: set):
+        self.calls: list = []
+        self.pos = 0  # the batch position of the frame being decoded
+        self.esp_keys: set = set()
+        self.flow_keys: set = set()
+        self.seen = seen  # ESP SA keys of earlier batches
+        self.samples: dict = {}  # SA key -> (position, first packet): new SAs of this batch
+        self._key = None
+
+    def esp(self, frame, ts, addrs, spi, seq, length, encap, fragments):
+        addrs = bytes(addrs)
+        k = (IPPROTO_ESP, spi, addrs)
+        self.esp_keys.add(k)
+        self.calls.append((self.pos, "esp", (frame, ts, addrs, spi, seq, length, encap, fragments)))
+        if k in self.seen or k in self.samples:
+            return False
+        self._key = k
+        return True  # the decoder hands over the packet (esp_sample)
+
+    def esp_sample(self, spi, addrs, packet) -> None:
+        self.samples[self._key] = (self.pos, bytes(packet))
+
+    def ah(self, frame, ts, addrs, spi, seq, length, next_header):
+        self.calls.append((self.pos, "ah", (frame, ts, bytes(addrs), spi, seq, length, next_header)))
+
+    def flow(self, frame, ts, proto, addrs, sport, dport, length, tcp_flags, protected_by):
+        addrs = bytes(addrs)
+        self.flow_keys.add(_flow_key(proto, addrs, sport, dport))
+        self.calls.append((self.pos, "flow", (frame, ts, proto, addrs, sport, dport, length, tcp_flags,
+                                              protected_by)))
+
+    def icmp_error(self, frame, ts, addrs, proto, icmp_type, code, quoted, quoted_flow):
+        if quoted_flow is not None:
+            p, a, sp, dp = quoted_flow
+            quoted_flow = (p, bytes(a), sp, dp)
+            self.flow_keys.add(_flow_key(p, quoted_flow[1], sp, dp))
+        self.calls.append((self.pos, "icmp_error", (frame, ts, bytes(addrs), proto, icmp_type, code, quoted,
+                                                    quoted_flow)))
+
+    def ike(self, frame, ts, addrs, sport, dport, msg, marker, fragments, raw):
+        self.calls.append((self.pos, "ike", (frame, ts, bytes(addrs), sport, dport, marker, fragments, raw)))
+
+    def keepalive(self, frame, ts, addrs, sport, dport):
+        self.calls.append((self.pos, "keepalive", (frame, ts, bytes(addrs), sport, dport)))
+
+    def truncated_ipsec(self, frame, ts, addrs, protocol, spi, encap):
+        self.calls.append((self.pos, "truncated_ipsec", (frame, ts, bytes(addrs), protocol, spi, encap)))
+
+
+class Batch:
+    """What the classifier hands to the applier: plain data (it is pickled between
+    processes with ``--jobs 2``).  ``todo`` lists, in frame order, ``(kind, i)``:
+    kind 0 is ``calls[i]``, 1 ESP group i, 2 flow group i."""
+
+    __slots__ = ("todo", "calls", "esp", "flows", "samples", "counts", "frames")
+
+    def __init__(self):
+        self.todo = np.zeros((0, 2), dtype=np.int64)
+        self.calls: list = []
+        self.esp = None
+        self.flows = None
+        self.samples: dict = {}  # SA key -> its first packet (from the SPI on), for new ESP SAs
+        self.counts: dict = {}
+        self.frames = 0
+
+
+class Classifier:
+    """Stage one: blocks in, :class:`Batch` es out (see the module docstring).
+    Owns the decoder for the other frames (and so the reassembler and the frame
+    accounting of those frames)."""
+
+    def __init__(self, batch: int | None = None):
         self.batch = BATCH if batch is None else batch
+        self.seen: set = set()  # ESP SA keys seen so far
+        self.recorder = _Recorder(self.seen)
+        self.decoder = _RecordingDecoder(self.recorder)
+        self.reasm = self.decoder.reasm
         self.max_ts = float("-inf")  # the latest timestamp of every frame so far
-        self._addrs: dict[int, bytes] = {}  # 64-bit address pair -> 8 bytes (a cache)
-        self._shadow = _ShadowReassembler(self.reasm)
-        self._probe = _ProbeDecoder(_KeyProbe(), self._shadow)
         self._parts: list[tuple] = []  # (block, rows, offsets, caplens, ts, frames) waiting
         self._pending = 0  # frames in self._parts
         # frames decoded in batches / frame by frame (whole blocks), groups of a batch
-        # decoded frame by frame because another frame shares their key
+        # turned into calls because another frame shares their key
         self.stats = {"bulk_frames": 0, "frame_frames": 0, "batches": 0, "conflict_groups": 0}
 
-    def finish(self) -> None:
-        self.flush()
-        self.decoder.finish()
-
-    # ------------------------------------------------------------------ blocks
-    def run_block(self, block) -> None:
+    def add(self, block) -> list[Batch]:
+        """Take one block; returns the batches that are complete (none, one or two)."""
         n = len(block.offsets)
         if n and block.linktypes == LINKTYPE_ETHERNET:
             if block.arrays is not None:
@@ -215,29 +217,51 @@ class VectorDecoder:
                 rows = raw.take(offs[:, None] + _COLS, mode="clip")  # bytes past a short record: junk, never used
                 self._parts.append((block, rows, offs, caps, ts, fr))
                 self._pending += n
-                if self._pending >= self.batch:
-                    self.flush()
-                return
+                return [self.flush()] if self._pending >= self.batch else []
         # timestamps out of order, another link type, no record: frame by frame
-        self.flush()
-        self._frame_by_frame(block)
+        out = [self.flush()] if self._parts else []
+        out.append(self._frame_by_frame(block))
         if block.ts:
             self.max_ts = max(self.max_ts, max(block.ts))
+        return out
 
-    def _frame_by_frame(self, block, count_bad: bool = True) -> None:
-        self.decoder.run_block(block if count_bad or not block.bad else _without_bad(block))
-        self.stats["frame_frames"] += len(block.offsets)
+    def _frame_by_frame(self, block) -> Batch:
+        rec = self.recorder
+        rec.calls = []
+        rec.samples = {}
+        rec.esp_keys = set()
+        counts = {}
+        for frame, kind, detail in block.bad:
+            cat = f"malformed:{kind}:record"
+            counts[cat] = counts.get(cat, 0) + 1
+        frame_fn = self.decoder.frame
+        lts = block.linktypes
+        data = block.data
+        for i, (frame, off, caplen, ts) in enumerate(zip(block.frames, block.offsets, block.caplens, block.ts)):
+            rec.pos = i
+            cat = frame_fn(lts if isinstance(lts, int) else lts[i], data, off, off + caplen, ts, frame)
+            counts[cat] = counts.get(cat, 0) + 1
+        b = Batch()
+        b.calls = [c[1:] for c in rec.calls]
+        b.todo = np.column_stack((np.zeros(len(b.calls), np.int64), np.arange(len(b.calls))))
+        b.samples = {k: v[1] for k, v in rec.samples.items()}
+        b.counts = counts
+        b.frames = len(block.offsets)
+        self.seen |= rec.esp_keys
+        self.stats["frame_frames"] += b.frames
+        return b
 
-    # ------------------------------------------------------------------ batches
-    def flush(self) -> None:
-        """Classify and apply the blocks waiting in the batch, in frame order."""
+    def flush(self) -> Batch | None:
+        """Classify the blocks waiting; None if there are none."""
         parts = self._parts
         if not parts:
-            return
+            return None
         self._parts = []
         n = self._pending
         self._pending = 0
-        counts = self.counts
+        batch = Batch()
+        batch.frames = n
+        counts = batch.counts
         for p in parts:
             for frame, kind, detail in p[0].bad:
                 cat = f"malformed:{kind}:record"
@@ -267,84 +291,131 @@ class VectorDecoder:
         ike = udp & ~natt & ((sport == IKE_PORT) | (dport == IKE_PORT))
         is_esp = esp_raw | esp_udp
         is_flow = (udp & ~natt & ~ike) | (ip4 & (proto == 6) & (avail >= 14))
-        non_ip = (caps >= 14) & (et != ETH_IPV4) & (et != ETH_IPV6) & ~np.isin(et, VLAN_TPIDS)
-        isolated = keepalive | marker | ike | non_ip
-        other = np.flatnonzero(~(is_esp | is_flow | isolated))
+        other = np.flatnonzero(~(is_esp | is_flow))
 
-        # ---- what the other frames touch
-        keys = self._probe.sink
-        keys.sas.clear()
-        keys.flows.clear()
-        probe = self._probe.frame
-        self._shadow.synced = False
+        # ---- decode the other frames, recording the calls
+        rec = self.recorder
+        rec.calls = []
+        rec.samples = {}
+        rec.esp_keys = set()
+        rec.flow_keys = set()
+        frame_fn = self.decoder.frame
         for i, k in zip(other.tolist(), part_of[other].tolist()):
             b = parts[k][0]
             j = i - int(bases[k])
             o = b.offsets[j]
-            probe(LINKTYPE_ETHERNET, b.data, o, o + b.caplens[j], b.ts[j], b.frames[j])
-        bad_sas = {(spi, int.from_bytes(a, "big")) for p, spi, a in keys.sas if len(a) == 8}
-        bad_flows = set(keys.flows)
+            rec.pos = i
+            cat = frame_fn(LINKTYPE_ETHERNET, b.data, o, o + b.caplens[j], b.ts[j], b.frames[j])
+            counts[cat] = counts.get(cat, 0) + 1
+        calls = rec.calls
+        samples = rec.samples
+        bad_sas = {(spi, int.from_bytes(a, "big")) for p, spi, a in rec.esp_keys if len(a) == 8}
+        bad_flows = rec.flow_keys
 
-        # ---- group, and find the groups some other frame touches
-        slow = [other, np.flatnonzero(isolated)]
-        pos, what, gid = [], [], []
+        # ---- group; a group whose key another frame touches becomes calls
         a64 = np.ascontiguousarray(rows[:, 26:34]).view(">u8").ravel()
-        groups = []
+        pos, kinds, ids = [], [], []
         i = np.flatnonzero(is_esp)
         if len(i):
             u = esp_udp[i]
             r = rows[i]
-            o = offs[i] + 34  # the IP payload
-            esp = _EspGroups(self, i, np.where(u, _be32(r, 42), _be32(r, 34)), a64[i],
-                             np.where(u, _be32(r, 46), _be32(r, 38)), tot[i], u,
-                             np.where(u, o + 8, o), o + np.where(u, uend[i], avail[i]), ts[i], frames[i],
-                             part_of[i], parts)
-            conflict = np.array([k in bad_sas for k in zip(esp.spi, esp.addr)], dtype=bool) if bad_sas else None
-            groups.append((esp, conflict))
+            esp = _EspGroups(i, np.where(u, _be32(r, 42), _be32(r, 34)), a64[i],
+                             np.where(u, _be32(r, 46), _be32(r, 38)), tot[i], u, ts[i], frames[i])
+            keep = self._keep(esp, [k in bad_sas for k in zip(esp.spi, esp.addr)] if bad_sas else None, calls)
+            # the first packet of every new SA (from the SPI to the end captured), for esp_sample
+            for spi, a, first in zip(esp.spi, esp.addr, esp.first.tolist()):
+                k = (IPPROTO_ESP, spi, a.to_bytes(8, "big"))
+                if k in self.seen:
+                    continue
+                self.seen.add(k)
+                old = samples.get(k)
+                if old is None or old[0] > first:
+                    q = int(offs[first]) + 34 + (8 if esp_udp[first] else 0)
+                    end = int(offs[first]) + 34 + int(uend[first] if esp_udp[first] else avail[first])
+                    samples[k] = (first, parts[part_of[first]][0].data[q:end])
+            esp.drop_arrays()
+            batch.esp = esp
+            pos.append(esp.first[keep])
+            kinds.append(np.full(len(keep), 1, dtype=np.int64))
+            ids.append(keep)
+            counts["analysed:esp"] = counts.get("analysed:esp", 0) + len(i)
         i = np.flatnonzero(is_flow)
         if len(i):
-            flows = _FlowGroups(self, i, proto[i].astype(np.int64), a64[i], sport[i], dport[i], tot[i],
+            flows = _FlowGroups(i, proto[i].astype(np.int64), a64[i], sport[i], dport[i], tot[i],
                                 rows[i, 47].astype(np.int64), ts[i], frames[i])
-            conflict = np.array([k in bad_flows for k in flows.key], dtype=bool) if bad_flows else None
-            groups.append((flows, conflict))
-        for kind, (grp, conflict) in enumerate(groups, 1):
-            ids = np.arange(len(grp.first))
-            if conflict is not None and conflict.any():
-                # a key some other frame touches: all its frames go frame by frame, in order
-                for g in np.flatnonzero(conflict).tolist():
-                    slow.append(grp.members[grp.starts[g]:grp.ends[g]])
-                    self.stats["conflict_groups"] += 1
-                ids = ids[~conflict]
-            pos.append(grp.first[ids])
-            gid.append(ids)
-            what.append(np.full(len(ids), kind, dtype=np.int64))
-            nb = len(grp.members) if conflict is None else int(grp.sizes[~conflict].sum())
-            if nb:
-                counts[grp.category] = counts.get(grp.category, 0) + nb
-        slow = np.concatenate(slow)
-        pos.append(slow)
-        gid.append(part_of[slow])
-        what.append(np.zeros(len(slow), dtype=np.int64))
+            keep = self._keep(flows, [k in bad_flows for k in flows.key] if bad_flows else None, calls)
+            flows.drop_arrays()
+            batch.flows = flows
+            pos.append(flows.first[keep])
+            kinds.append(np.full(len(keep), 2, dtype=np.int64))
+            ids.append(keep)
+            counts["analysed:ip"] = counts.get("analysed:ip", 0) + len(i)
+        self.seen |= rec.esp_keys
+
+        # ---- put calls and groups in frame order
+        calls.sort(key=_call_pos)  # stable: the calls of one frame stay in order
+        pos.append(np.array([c[0] for c in calls], dtype=np.int64))
+        kinds.append(np.zeros(len(calls), dtype=np.int64))
+        ids.append(np.arange(len(calls), dtype=np.int64))
         pos = np.concatenate(pos)
         order = np.argsort(pos, kind="stable")
-        todo = zip(pos[order].tolist(), np.concatenate(what)[order].tolist(), np.concatenate(gid)[order].tolist())
-
-        # ---- apply in frame order
-        frame_fn = self.decoder.frame
-        tr = self.tracker
-        apply = [None] + [grp.apply for grp, _ in groups]
-        bases = bases.tolist()
-        for i, kind, g in todo:
-            if kind:
-                apply[kind](g, tr)
-                continue
-            b = parts[g][0]  # g: the block of the batch
-            j = i - bases[g]
-            o = b.offsets[j]
-            cat = frame_fn(LINKTYPE_ETHERNET, b.data, o, o + b.caplens[j], b.ts[j], b.frames[j])
-            counts[cat] = counts.get(cat, 0) + 1
+        batch.todo = np.column_stack((np.concatenate(kinds)[order], np.concatenate(ids)[order]))
+        batch.calls = [c[1:] for c in calls]
+        batch.samples = {k: v[1] for k, v in samples.items()}
         self.stats["bulk_frames"] += n
         self.stats["batches"] += 1
+        return batch
+
+    def _keep(self, grp, conflict, calls) -> np.ndarray:
+        """The groups taken in bulk; the frames of the others become calls."""
+        ids = np.arange(len(grp.first))
+        if conflict is None or not any(conflict):
+            return ids
+        conflict = np.array(conflict, dtype=bool)
+        for g in np.flatnonzero(conflict).tolist():
+            calls.extend(grp.calls_of(g))
+            self.stats["conflict_groups"] += 1
+        return ids[~conflict]
+
+
+def _call_pos(call):
+    return call[0]
+
+
+class Applier:
+    """Stage two: applies :class:`Batch` es to a tracker, in order."""
+
+    def __init__(self, tracker):
+        self.tracker = tracker
+        self.counts: dict[str, int] = {}
+        self._addrs: dict[int, bytes] = {}  # 64-bit address pair -> 8 bytes (a cache)
+
+    def apply(self, batch: Batch) -> None:
+        tr = self.tracker
+        calls, samples = batch.calls, batch.samples
+        esp, flows = batch.esp, batch.flows
+        esp_apply = esp.apply if esp is not None else None
+        flow_apply = flows.apply if flows is not None else None
+        methods = {name: getattr(tr, name) for name in ("ah", "flow", "icmp_error", "keepalive", "truncated_ipsec")}
+        addrs_of = self.addrs_of
+        for kind, i in batch.todo.tolist():
+            if kind == 1:
+                esp_apply(i, tr, addrs_of, samples)
+            elif kind == 2:
+                flow_apply(i, tr, addrs_of)
+            else:
+                name, args = calls[i]
+                if name == "esp":
+                    if tr.esp(*args):
+                        tr.esp_sample(args[3], args[2], samples[(IPPROTO_ESP, args[3], args[2])])
+                elif name == "ike":
+                    frame, ts, addrs, sport, dport, marker, fragments, raw = args
+                    tr.ike(frame, ts, addrs, sport, dport, Decoder.parse_ike(raw), marker, fragments, raw)
+                else:
+                    methods[name](*args)
+        counts = self.counts
+        for k, v in batch.counts.items():
+            counts[k] = counts.get(k, 0) + v
 
     def addrs_of(self, a: int) -> bytes:
         b = self._addrs.get(a)
@@ -355,22 +426,41 @@ class VectorDecoder:
         return b
 
 
+class VectorDecoder:
+    """Both stages in one process, with the interface of :class:`Decoder`
+    (``run_block``, ``finish``, ``counts``, ``reasm``)."""
+
+    def __init__(self, tracker, batch: int | None = None):
+        self.tracker = tracker
+        self.classifier = Classifier(batch)
+        self.applier = Applier(tracker)
+        self.counts = self.applier.counts
+        self.reasm = self.classifier.reasm
+        self.stats = self.classifier.stats
+
+    def run_block(self, block) -> None:
+        for b in self.classifier.add(block):
+            self.applier.apply(b)
+
+    def finish(self) -> None:
+        b = self.classifier.flush()
+        if b is not None:
+            self.applier.apply(b)
+        self.classifier.decoder.finish()
+
+
 class _EspGroups:
     """The ESP frames of a batch grouped by SA direction (see the module docstring)."""
 
-    category = "analysed:esp"
-
-    def __init__(self, vd, idx, spi, addr, seq, iplen, udp, p_from, p_to, ts, frame, part_of, parts):
+    def __init__(self, idx, spi, addr, seq, iplen, udp, ts, frame):
         m = len(idx)
-        self.vd = vd
         order = np.lexsort((addr, spi))  # stable: frame order within a group
         spi, addr, seq, iplen, udp, ts, frame = (x[order] for x in (spi, addr, seq, iplen, udp, ts, frame))
-        self.members = idx[order]
+        self.members = idx[order]  # batch positions, group by group
         new = np.ones(m, dtype=bool)
         new[1:] = (spi[1:] != spi[:-1]) | (addr[1:] != addr[:-1])
         starts = np.flatnonzero(new)
         self.first = self.members[starts]
-        self.sizes = np.diff(np.append(starts, m))
         self.starts = starts.tolist()
         self.ends = self.starts[1:] + [m]
         # a packet that does not follow its predecessor in the group (seq + 1) ends a bulk run
@@ -380,62 +470,87 @@ class _EspGroups:
         self.lastbad = np.maximum.reduceat(np.where(brk, np.arange(m), -1), starts).tolist()
         self.spi = spi[starts].tolist()
         self.addr = addr[starts].tolist()
-        self.seq_a, self.frame_a = seq, frame
-        self.seq, self.frame, self.ts, self.iplen, self.udp = seq.tolist(), frame.tolist(), ts.tolist(), \
-            iplen.tolist(), udp.tolist()
-        self.cum_len = np.concatenate(([0], np.cumsum(iplen))).tolist()
-        self.cum_udp = np.concatenate(([0], np.cumsum(udp))).tolist()
-        # where each frame's ESP packet lies, for esp_sample (the first packet of a new SA)
-        self.order = order
-        self.p_from, self.p_to, self.part_of, self.parts = p_from, p_to, part_of, parts
+        # per group, for the usual case (the whole group is the SA's next run in order)
+        last = np.append(starts[1:], m) - 1
+        cum_len = np.concatenate(([0], np.cumsum(iplen)))
+        cum_udp = np.concatenate(([0], np.cumsum(udp)))
+        self.first_seq = seq[starts].tolist()
+        self.last_seq, self.last_ts, self.last_frame = seq[last].tolist(), ts[last].tolist(), frame[last].tolist()
+        self.total_len = (cum_len[last + 1] - cum_len[starts]).tolist()
+        self.total_udp = (cum_udp[last + 1] - cum_udp[starts]).tolist()
+        # per frame, for the rest
+        self.seq_a, self.frame_a, self.ts_a, self.iplen_a, self.udp_a = seq, frame, ts, iplen, udp
+        self.cum_len, self.cum_udp = cum_len, cum_udp
 
-    def apply(self, g, tr) -> None:
-        """Apply group ``g`` to tracker ``tr``: frame by frame until the SA takes the
-        rest in order, then the rest in one update (what Tracker.esp does for each)."""
+    def calls_of(self, g) -> list:
+        """The decoder's calls for the frames of group ``g`` (position, method, arguments)."""
         st, en = self.starts[g], self.ends[g]
-        spi = self.spi[g]
-        addrs = self.vd.addrs_of(self.addr[g])
-        k = (IPPROTO_ESP, spi, addrs)
-        seq, frame, ts = self.seq, self.frame, self.ts
-        sas = tr.sas
-        s = sas.get(k)
-        lastbad = self.lastbad[g]
-        j = st
-        while j < en:
-            if s is not None and lastbad <= j and seq[j] == s[13] + 1 and s[13] != FORCE:
-                last = en - 1
+        spi, addrs = self.spi[g], self.addr[g].to_bytes(8, "big")
+        return [(p, "esp", (f, t, addrs, spi, q, n, u, 0)) for p, f, t, q, n, u in zip(
+            self.members[st:en].tolist(), self.frame_a[st:en].tolist(), self.ts_a[st:en].tolist(),
+            self.seq_a[st:en].tolist(), self.iplen_a[st:en].tolist(), self.udp_a[st:en].tolist())]
+
+    def drop_arrays(self) -> None:
+        """Forget what only the classifier needs (the batch is smaller to hand over)."""
+        del self.members
+
+    def apply(self, g, tr, addrs_of, samples) -> None:
+        """Apply group ``g`` to tracker ``tr``: what Tracker.esp does for each frame,
+        in one update when the group is the SA's next run in order (``seq == top + 1``
+        and consecutive)."""
+        addrs = addrs_of(self.addr[g])
+        k = (IPPROTO_ESP, self.spi[g], addrs)
+        s = tr.sas.get(k)
+        if s is not None and self.lastbad[g] < 0 and self.first_seq[g] == s[13] + 1 and s[13] != FORCE:
+            st, en = self.starts[g], self.ends[g]
+            s[0] += en - st
+            s[1] += self.total_len[g]
+            s[3], s[5], s[7] = self.last_ts[g], self.last_frame[g], self.last_seq[g]  # in time order: the last
+            if self.total_udp[g]:
+                s[8] += self.total_udp[g]
+            s[13] = self.last_seq[g]
+            self._ring(s[14], max(st, en - 64), en)
+        else:
+            self._slow(g, tr, addrs, k, s, samples)
+
+    def _ring(self, ring, a, en) -> None:
+        """The anti-replay ring: the frames of the last (up to) 64 numbers, at seq & 63."""
+        if en - a > 8:
+            np.frombuffer(ring, dtype=np.int64)[self.seq_a[a:en] & 63] = self.frame_a[a:en]
+        else:
+            for q, f in zip(self.seq_a[a:en].tolist(), self.frame_a[a:en].tolist()):
+                ring[q & 63] = f
+
+    def _slow(self, g, tr, addrs, k, s, samples) -> None:
+        """Frame by frame (a new SA, its first packets, a sequence anomaly) until the
+        rest of the group is the SA's next run in order."""
+        st, en = self.starts[g], self.ends[g]
+        spi, lastbad = self.spi[g], self.lastbad[g]
+        seq = self.seq_a[st:en].tolist()
+        for j in range(st, en):
+            q = seq[j - st]
+            if s is not None and lastbad <= j and q == s[13] + 1 and s[13] != FORCE:
                 s[0] += en - j
-                s[1] += self.cum_len[en] - self.cum_len[j]
-                s[3], s[5], s[7] = ts[last], frame[last], seq[last]  # timestamps in order: the last is the latest
-                nu = self.cum_udp[en] - self.cum_udp[j]
+                s[1] += int(self.cum_len[en] - self.cum_len[j])
+                s[3], s[5], s[7] = self.last_ts[g], self.last_frame[g], self.last_seq[g]
+                nu = int(self.cum_udp[en] - self.cum_udp[j])
                 if nu:
                     s[8] += nu
-                s[13] = seq[last]
-                a = max(j, en - 64)  # the anti-replay ring: the frames of the last 64 numbers
-                if en - a > 8:
-                    np.frombuffer(s[14], dtype=np.int64)[self.seq_a[a:en] & 63] = self.frame_a[a:en]
-                else:
-                    ring = s[14]
-                    for q in range(a, en):
-                        ring[seq[q] & 63] = frame[q]
+                s[13] = self.last_seq[g]
+                self._ring(s[14], max(j, en - 64), en)
                 return
-            if tr.esp(frame[j], ts[j], addrs, spi, seq[j], self.iplen[j], self.udp[j], 0):
-                x = self.order[j]
-                data = self.parts[self.part_of[x]][0].data
-                tr.esp_sample(spi, addrs, data[int(self.p_from[x]):int(self.p_to[x])])
+            if tr.esp(int(self.frame_a[j]), float(self.ts_a[j]), addrs, spi, q, int(self.iplen_a[j]),
+                      bool(self.udp_a[j]), 0):
+                tr.esp_sample(spi, addrs, samples[k])
             if s is None:
-                s = sas[k]
-            j += 1
+                s = tr.sas[k]
 
 
 class _FlowGroups:
     """The TCP and UDP frames of a batch grouped by flow, both directions together."""
 
-    category = "analysed:ip"
-
-    def __init__(self, vd, idx, pr, addr, sp, dp, iplen, flags, ts, frame):
+    def __init__(self, idx, pr, addr, sp, dp, iplen, flags, ts, frame):
         m = len(idx)
-        self.vd = vd
         ea = ((addr >> np.uint64(32)).astype(np.int64) << 16) | sp
         eb = ((addr & np.uint64(0xFFFFFFFF)).astype(np.int64) << 16) | dp
         lo, hi = np.minimum(ea, eb), np.maximum(ea, eb)
@@ -444,11 +559,11 @@ class _FlowGroups:
             x[order] for x in (idx, pr, addr, sp, dp, lo, hi, iplen, flags, ts, frame))
         d = (ea > eb)[order]  # which end sent it: 1 when the source is the higher endpoint
         self.members = idx
+        self._frames = (pr, addr, sp, dp, iplen, flags, ts, frame)  # for calls_of
         new = np.ones(m, dtype=bool)
         new[1:] = (pr[1:] != pr[:-1]) | (lo[1:] != lo[:-1]) | (hi[1:] != hi[:-1])
         starts = np.flatnonzero(new)
         self.first = idx[starts]
-        self.sizes = np.diff(np.append(starts, m))
         self.starts = starts.tolist()
         self.ends = self.starts[1:] + [m]
         self.proto = pr[starts].tolist()
@@ -457,11 +572,11 @@ class _FlowGroups:
         self.sport = sp[starts].tolist()
         self.dport = dp[starts].tolist()
         self.d = d[starts].tolist()
-        self.frame = frame.tolist()
-        self.ts = ts.tolist()
-        self.iplen = iplen.tolist()
-        self.flags = flags.tolist()
-        # the first frame of a group goes through Tracker.flow; the rest are summed per direction
+        last = np.append(starts[1:], m) - 1
+        self.first_frame, self.first_ts = frame[starts].tolist(), ts[starts].tolist()
+        self.first_len, self.first_flags = iplen[starts].tolist(), flags[starts].tolist()
+        self.last_frame, self.last_ts = frame[last].tolist(), ts[last].tolist()
+        # the first frame of a group is applied on its own; the rest are summed per direction
         tail = ~new
         d1 = d & tail
         d0 = ~d & tail
@@ -481,30 +596,40 @@ class _FlowGroups:
             pos = np.arange(m)
             orr = np.bitwise_or.reduceat
             synack = syn & ack
-            hasack = ack
             self.tcp = (
                 (orr(np.where(d0, fwd, 0), starts).tolist(), orr(np.where(d1, fwd, 0), starts).tolist()),
                 (orr(np.where(d0, rev, 0), starts).tolist(), orr(np.where(d1, rev, 0), starts).tolist()),
                 (np.minimum.reduceat(np.where(d0 & synack, pos, _NONE), starts).tolist(),
                  np.minimum.reduceat(np.where(d1 & synack, pos, _NONE), starts).tolist()),
-                (np.maximum.reduceat(np.where(d0 & hasack, pos, -1), starts).tolist(),
-                 np.maximum.reduceat(np.where(d1 & hasack, pos, -1), starts).tolist()),
+                (np.maximum.reduceat(np.where(d0 & ack, pos, -1), starts).tolist(),
+                 np.maximum.reduceat(np.where(d1 & ack, pos, -1), starts).tolist()),
             )
 
-    def apply(self, g, tr) -> None:
+    def calls_of(self, g) -> list:
+        """The decoder's calls for the frames of group ``g`` (position, method, arguments)."""
+        st, en = self.starts[g], self.ends[g]
+        pr, addr, sp, dp, iplen, flags, ts, frame = (x[st:en].tolist() for x in self._frames)
+        return [(p, "flow", (fr, t, x, a.to_bytes(8, "big"), s, d, n, fl if x == 6 else 0, None))
+                for p, x, a, s, d, n, fl, t, fr in zip(self.members[st:en].tolist(), pr, addr, sp, dp, iplen,
+                                                       flags, ts, frame)]
+
+    def drop_arrays(self) -> None:
+        """Forget what only the classifier needs (the batch is smaller to hand over)."""
+        del self.members, self._frames, self.key
+
+    def apply(self, g, tr, addrs_of) -> None:
         """Apply group ``g``: the first frame of a new flow through Tracker.flow (which
         decides who initiated it), then the rest added per direction."""
-        st, en = self.starts[g], self.ends[g]
-        proto, addrs, sport, dport = self.proto[g], self.vd.addrs_of(self.addr[g]), self.sport[g], self.dport[g]
+        proto, addrs, sport, dport = self.proto[g], addrs_of(self.addr[g]), self.sport[g], self.dport[g]
         flows = tr.flows
         fd = self.d[g]  # the direction of the first frame: 1 if its source is the higher endpoint
         f = flows.get((proto, addrs, sport, dport))
         if f is None:
             f = flows.get((proto, addrs[4:] + addrs[:4], dport, sport))
             if f is None:  # a new flow
-                tr.flow(self.frame[st], self.ts[st], proto, addrs, sport, dport, self.iplen[st],
-                        self.flags[st] if proto == 6 else 0, None)
-                if en - st == 1:
+                tr.flow(self.first_frame[g], self.first_ts[g], proto, addrs, sport, dport, self.first_len[g],
+                        self.first_flags[g] if proto == 6 else 0, None)
+                if self.ends[g] - self.starts[g] == 1:
                     return
                 f = flows.get((proto, addrs, sport, dport))
                 if f is None:
@@ -513,15 +638,15 @@ class _FlowGroups:
             else:
                 fd = 1 - fd  # the first frame came from the responder
                 f[1] += 1
-                f[3] += self.iplen[st]
+                f[3] += self.first_len[g]
                 if proto == 6:
-                    f[8] |= _tcp_rev(self.flags[st])
+                    f[8] |= _tcp_rev(self.first_flags[g])
         else:  # the first frame came from the initiator
             f[0] += 1
-            f[2] += self.iplen[st]
+            f[2] += self.first_len[g]
             if proto == 6:
-                f[8] |= _tcp_fwd(self.flags[st], f[8])
-        # fd is now 1 if frames with d == 1 are the initiator's
+                f[8] |= _tcp_fwd(self.first_flags[g], f[8])
+        # fd is now 1 if the frames with d == 1 are the initiator's
         if fd:
             f[0] += self.n1[g]
             f[1] += self.n0[g]
@@ -532,9 +657,9 @@ class _FlowGroups:
             f[1] += self.n1[g]
             f[2] += self.b0[g]
             f[3] += self.b1[g]
-        f[5] = self.ts[en - 1]  # timestamps in order: the last is the latest
-        f[7] = self.frame[en - 1]
-        if proto == 6 and en - st > 1:
+        f[5] = self.last_ts[g]  # timestamps in order: the last is the latest
+        f[7] = self.last_frame[g]
+        if proto == 6 and self.ends[g] - self.starts[g] > 1:
             fwd, rev, first_synack, last_ack = self.tcp
             rd = 1 - fd
             bits = f[8]
@@ -544,10 +669,3 @@ class _FlowGroups:
             if la >= 0 and (bits & TCP_SYNACK_REV or first_synack[rd][g] < la):
                 new |= TCP_DATA_FWD
             f[8] = bits | new
-
-
-def _without_bad(block):
-    """The block without its undelivered frames (already counted)."""
-    from dataclasses import replace
-
-    return replace(block, bad=[])

@@ -1,0 +1,146 @@
+"""``--jobs``: one capture analysed by two processes, as a pipeline.
+
+The vectorised fast path has two stages (see :mod:`ipsecpcap.vector`): the
+:class:`~ipsecpcap.vector.Classifier` reads the capture, classifies its
+blocks with numpy, decodes the rare frames and hands out
+:class:`~ipsecpcap.vector.Batch` es of plain data; the
+:class:`~ipsecpcap.vector.Applier` applies them to the tracker and parses
+the IKE messages.  With ``jobs >= 2`` a child process runs the classifier and
+sends the batches through a pipe (pickled), while this process applies them
+as they come.  Both stages see every frame in the same order as one process
+does, so the result is the same, frame for frame and table for table -- not
+an approximation from merging slices (``Tracker.merge`` would re-check each
+SA's boundary but cannot carry an IP fragment pending at a slice boundary or
+a TCP handshake split across it).  A pipeline has two stages, so more than
+two jobs give nothing more; captures given together are analysed one after
+the other, each with its own pipeline.
+
+The child is forked (it inherits the open standard input, for ``-``); what
+it cannot read becomes the same :class:`~ipsecpcap.errors.InputError` as in
+one process.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+import traceback
+
+from .errors import InputError
+from .reader import CaptureError, open_capture
+from .tracker import Tracker
+from .vector import Applier, Classifier
+
+
+class _Progress:
+    """What a progress callback reads of a reader, for a reader in another process."""
+
+    def __init__(self, name: str, size: int | None):
+        self.name = name
+        self.size = size
+        self.bytes_read = 0
+        self.frames = 0
+
+
+def _stamps(block):
+    """A block's time span (a Simple Packet Block has no timestamp: 0.0 says nothing)."""
+    stamps = [t for t in block.ts if t] if block.ts and not block.ts[0] else block.ts
+    return (min(stamps), max(stamps)) if stamps else None
+
+
+def read_error(path, e: BaseException) -> InputError | None:
+    """The one-line input error for what opening or reading ``path`` raised (None: not an input error)."""
+    if isinstance(e, CaptureError):
+        return InputError(str(e))
+    if isinstance(e, FileNotFoundError):
+        return InputError(f"{path}: no such file")
+    if isinstance(e, IsADirectoryError):
+        return InputError(f"{path}: is a directory, not a capture")
+    if isinstance(e, PermissionError):
+        return InputError(f"{path}: permission denied")
+    if isinstance(e, OSError):
+        return InputError(f"{path}: cannot read: {e.strerror or e}")
+    return None
+
+
+def _classify(path, block_bytes: int, conn, stdin_fd: int | None) -> None:
+    """The child: read and classify, send ("batch", Batch, progress) ... then ("end", summary)."""
+    try:
+        source = os.fdopen(stdin_fd, "rb") if stdin_fd is not None else path
+        c = Classifier()
+        first = last = None
+        with open_capture(source, block_bytes=block_bytes, name="-" if stdin_fd is not None else None) as reader:
+            conn.send(("start", reader.name, reader.size))
+            for block in reader:
+                span = _stamps(block)
+                if span is not None:
+                    first = span[0] if first is None else min(first, span[0])
+                    last = span[1] if last is None else max(last, span[1])
+                for b in c.add(block):
+                    conn.send(("batch", b, reader.bytes_read, reader.frames))
+            b = c.flush()
+            if b is not None:
+                conn.send(("batch", b, reader.bytes_read, reader.frames))
+            c.decoder.finish()
+            conn.send(("end", reader.frames, [f"{reader.name}: {w}" for w in reader.warnings], first, last,
+                       c.reasm.stats(), c.stats))
+    except BaseException as e:  # noqa: BLE001 - everything goes back to the parent, which decides
+        err = read_error(path, e)
+        if err is not None:
+            conn.send(("input_error", str(err)))
+        else:
+            conn.send(("crash", f"{type(e).__name__}: {e}", traceback.format_exc()))
+    finally:
+        conn.close()
+
+
+def analyze_capture_pipelined(path, *, block_bytes: int = 4 << 20, progress=None) -> Tracker:
+    """:func:`ipsecpcap.analysis.analyze_capture` (without keys) in two processes; the same result."""
+    from .analysis import capture_name
+
+    ctx = multiprocessing.get_context("fork")
+    recv, send = ctx.Pipe(duplex=False)
+    stdin_fd = None
+    if os.fspath(path) == "-":
+        stdin_fd = os.dup(sys.stdin.fileno())  # multiprocessing gives the child /dev/null as stdin
+    child = ctx.Process(target=_classify, args=(path, block_bytes, send, stdin_fd), daemon=True)
+    child.start()
+    send.close()
+    if stdin_fd is not None:
+        os.close(stdin_fd)
+    tracker = Tracker(capture_name(path))
+    applier = Applier(tracker)
+    shown = None
+    try:
+        while True:
+            try:
+                msg = recv.recv()
+            except EOFError:
+                raise RuntimeError(f"{path}: the classifier process ended without a result") from None
+            kind = msg[0]
+            if kind == "batch":
+                applier.apply(msg[1])
+                if progress is not None:
+                    shown.bytes_read, shown.frames = msg[2], msg[3]
+                    progress(shown)
+            elif kind == "start":
+                shown = _Progress(msg[1], msg[2])
+            elif kind == "end":
+                frames, warnings, first, last, reassembly, stats = msg[1:]
+                break
+            elif kind == "input_error":
+                raise InputError(msg[1])
+            else:
+                raise RuntimeError(f"classifier process failed: {msg[1]}\n{msg[2]}")
+    finally:
+        recv.close()
+        child.join(timeout=5)
+        if child.is_alive():
+            child.kill()
+            child.join()
+    tracker.frames = frames
+    tracker.warnings.extend(warnings)
+    tracker.first_ts, tracker.last_ts = first, last
+    tracker.counts = applier.counts
+    tracker.reassembly = reassembly
+    return tracker

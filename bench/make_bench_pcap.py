@@ -27,7 +27,17 @@ in the repository.
 
 Usage: make_bench_pcap.py --count 1000000 --out bench_1m.pcap [--seed 1]
        make_bench_pcap.py --count 1000000 --out bench_1m.pcap --truth truth.json
+       make_bench_pcap.py --count 500000 --out enc.pcap --encrypt [--keys enc.esp_sa]
 The --truth file holds the expected per-class packet counts, for checking parsers.
+
+--encrypt (added here; needs the ``cryptography`` package): the ESP SAs, raw and in
+UDP 4500, carry real ciphertext in tunnel mode -- an inner IPv4/UDP packet, RFC 4303
+padding, next header 4 -- half of them AES-GCM-128 with a 16-byte ICV (RFC 4106: key
+and 4-byte salt, 8-byte IV, AAD = SPI | sequence), the other half AES-CBC-128 with
+HMAC-SHA1-96 (RFC 3602, RFC 2404) (--cipher gcm / cbc: all of them one kind).  The keys are written as a Wireshark ``esp_sa``
+table (--keys, default OUT.esp_sa), which ``ipsecpcap --keys`` and tshark both read.
+The ESP inside AH+ESP is encrypted too (the AH ICV stays random: no AH keys).
+Deterministic for a seed.
 """
 import argparse
 import itertools
@@ -72,6 +82,55 @@ class Rand:
 
 def ip4(a, b, c, d):
     return bytes((a, b, c, d))
+
+
+class EspSealer:
+    """Real ESP encryption for --encrypt: AES-GCM-128 (ICV 16) or AES-CBC-128 + HMAC-SHA1-96."""
+
+    GCM, CBC = "AES-GCM with 16 octet ICV [RFC4106]", "AES-CBC [RFC3602]"
+
+    def __init__(self, rng, gcm):
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        self.gcm = gcm
+        self.key = rng.randbytes(20 if gcm else 16)  # GCM: 16-byte key + 4-byte salt (RFC 4106 8.1)
+        self.auth = b"" if gcm else rng.randbytes(20)
+        if gcm:
+            self.aead = AESGCM(self.key[:16])
+
+    def esp_sa_line(self, src, dst, spi):
+        """One row of Wireshark's esp_sa table."""
+        def q(b):
+            return ".".join(str(x) for x in b)
+        enc = self.GCM if self.gcm else self.CBC
+        auth = '"NULL",""' if self.gcm else f'"HMAC-SHA-1-96 [RFC2404]","0x{self.auth.hex()}"'
+        return f'"IPv4","{q(src)}","{q(dst)}","0x{spi:08x}","{enc}","0x{self.key.hex()}",{auth}'
+
+    def seal(self, spi, seq, inner, iv):
+        """ESP (SPI to ICV) carrying ``inner`` (an IPv4 packet: next header 4) in tunnel mode."""
+        block = 4 if self.gcm else 16
+        pad = (-(len(inner) + 2)) % block  # RFC 4303 2.4: default padding 1, 2, 3, ...
+        pt = inner + bytes(range(1, pad + 1)) + bytes((pad, 4))
+        head = ESPH.pack(spi, seq)
+        if self.gcm:
+            iv = iv[:8]
+            return head + iv + self.aead.encrypt(self.key[16:] + iv, pt, head)  # ciphertext | 16-byte tag
+        import hashlib
+        import hmac
+        from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+        iv = iv[:16]
+        enc = Cipher(algorithms.AES(self.key), modes.CBC(iv)).encryptor()
+        body = head + iv + enc.update(pt) + enc.finalize()
+        return body + hmac.new(self.auth, body, hashlib.sha1).digest()[:12]
+
+
+def inner_packet(rnd, src, dst, n, ident):
+    """An inner IPv4/UDP packet of about ``n`` bytes for tunnel mode (checksums 0)."""
+    n = max(n, 28)
+    payload = rnd.bytes(n - 28)
+    udp = UDPH.pack(40000 + (ident & 1023), 443, 8 + len(payload), 0)
+    return IPH.pack(0x45, 0, n, ident & 0xFFFF, 0x4000, 63, 17, 0, src, dst) + udp + payload
 
 
 # ---------------------------------------------------------------- size models
@@ -214,9 +273,11 @@ def ike_message(sa, rnd, rng):
 
 
 # ---------------------------------------------------------------- main generator
-def generate(count, out, seed=1, truth_path=None):
+def generate(count, out, seed=1, truth_path=None, encrypt=False, keys_path=None, cipher="both"):
     rng = random.Random(seed)
     rnd = Rand(rng)
+    sealers = {}  # SPI -> EspSealer (--encrypt)
+    key_lines = []
     macs = [bytes((0x02, 0, 0, rng.randrange(256), rng.randrange(256), i)) for i in range(16)]
 
     # IPsec gateways (public-ish) and protected servers behind them
@@ -256,6 +317,22 @@ def generate(count, out, seed=1, truth_path=None):
         a, b = rng.sample(gateways, 2)
         inner = [a, b, new_spi(), 1] if i % 3 == 0 else None
         ah_sas.append([a, b, new_spi(), 1, inner])
+
+    if encrypt:
+        inner_hosts = [ip4(10, 60 + i // 250, i % 250, 1) for i in range(500)]
+        for i, sa in enumerate(esp_sas + natt_sas + [s[4] for s in ah_sas if s[4] is not None]):
+            gcm = i % 2 == 0 if cipher == "both" else cipher == "gcm"
+            sealers[sa[2]] = sl = EspSealer(rng, gcm=gcm)
+            key_lines.append(sl.esp_sa_line(sa[0], sa[1], sa[2]))
+
+    def esp_payload(sa, n):
+        """SPI .. end of an ESP packet of SA ``sa`` with about n bytes after the header."""
+        sl = sealers.get(sa[2])
+        if sl is None:
+            return ESPH.pack(sa[2], sa[3]) + rnd.bytes(n)
+        ih = inner_hosts[sa[2] % len(inner_hosts)]
+        inner = inner_packet(rnd, ih, inner_hosts[(sa[2] >> 8) % len(inner_hosts)], n - 40, sa[3])
+        return sl.seal(sa[2], sa[3], inner, rnd.bytes(16))
 
     ike_sas = []
     for i in range(400):
@@ -309,7 +386,7 @@ def generate(count, out, seed=1, truth_path=None):
             if r < 0.70:  # ESP
                 sa = esp_sas[esp_pick[j]]
                 src, dst, proto = sa[0], sa[1], 50
-                l4 = ESPH.pack(sa[2], sa[3]) + rnd.bytes(esp_body_len(rng))
+                l4 = esp_payload(sa, esp_body_len(rng))
                 sa[3] += 1
                 truth["esp"] += 1
             elif r < 0.75:  # NAT-T
@@ -317,7 +394,7 @@ def generate(count, out, seed=1, truth_path=None):
                 sa = natt_sas[rng.randrange(len(natt_sas))]
                 src, dst, proto = sa[0], sa[1], 17
                 if q < 0.93:
-                    body = ESPH.pack(sa[2], sa[3]) + rnd.bytes(esp_body_len(rng))
+                    body = esp_payload(sa, esp_body_len(rng))
                     sa[3] += 1
                     truth["natt_esp"] += 1
                 elif q < 0.97:
@@ -341,7 +418,7 @@ def generate(count, out, seed=1, truth_path=None):
                 inner = sa[4]
                 if inner is not None:
                     nh = 50
-                    payload = ESPH.pack(inner[2], inner[3]) + rnd.bytes(esp_body_len(rng))
+                    payload = esp_payload(inner, esp_body_len(rng))
                     inner[3] += 1
                     truth["ah_esp"] += 1
                 elif rng.random() < 0.5:
@@ -419,6 +496,10 @@ def generate(count, out, seed=1, truth_path=None):
     if truth_path:
         with open(truth_path, "w") as tf:
             json.dump(truth, tf, indent=1, sort_keys=True)
+    if encrypt:
+        with open(keys_path or out + ".esp_sa", "w") as kf:
+            kf.write("# Wireshark esp_sa table written by make_bench_pcap.py --encrypt\n")
+            kf.write("\n".join(key_lines) + "\n")
     return truth
 
 
@@ -428,8 +509,13 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--truth", help="write expected per-class counts (JSON) here")
+    ap.add_argument("--encrypt", action="store_true",
+                    help="real AES-GCM-128 / AES-CBC-128+HMAC-SHA1-96 ESP, keys in an esp_sa table")
+    ap.add_argument("--keys", help="where --encrypt writes the esp_sa table (default: OUT.esp_sa)")
+    ap.add_argument("--cipher", choices=("both", "gcm", "cbc"), default="both",
+                    help="with --encrypt: half and half (default), or every SA AES-GCM / AES-CBC+HMAC-SHA1")
     a = ap.parse_args()
-    t = generate(a.count, a.out, a.seed, a.truth)
+    t = generate(a.count, a.out, a.seed, a.truth, a.encrypt, a.keys, a.cipher)
     print(json.dumps(t, sort_keys=True), file=sys.stderr)
 
 

@@ -20,6 +20,7 @@ says so, and are inferred when a 32-bit sequence number wraps.
 from __future__ import annotations
 
 import ipaddress
+from itertools import chain
 from dataclasses import dataclass, field
 
 from .crypto.ah import ah_icv_ok
@@ -30,12 +31,20 @@ RETRIES = 3  # packets of an SA that are tried before it is left without a key
 ESP, AH = 50, 51
 
 
+_NETS: dict[str, object] = {}  # address spec -> ip_network (None: not an address), parsed once
+
+
 def _addr_ok(spec: str | None, addr: bytes) -> bool:
     if spec is None:
         return True
-    try:
-        net = ipaddress.ip_network(spec, strict=False)
-    except ValueError:
+    net = _NETS.get(spec, False)
+    if net is False:
+        try:
+            net = ipaddress.ip_network(spec, strict=False)
+        except ValueError:
+            net = None
+        _NETS[spec] = net
+    if net is None:
         return False
     a = ipaddress.ip_address(addr)
     return a.version == net.version and a in net
@@ -60,6 +69,16 @@ class SaCrypto:
 
     def __init__(self, store: KeyStore):
         self.keys: list[EspKey] = list(store.esp)
+        # the keys by protocol and SPI, in file order (the candidates of an SA, see _candidates)
+        self._by_spi: dict[tuple[str, int], list[EspKey]] = {}
+        self._wild: dict[str, list[EspKey]] = {"esp": [], "ah": []}
+        self._with_spi: dict[str, list[EspKey]] = {"esp": [], "ah": []}
+        for k in self.keys:
+            if k.spi is None:
+                self._wild.setdefault(k.protocol, []).append(k)
+            else:
+                self._by_spi.setdefault((k.protocol, k.spi), []).append(k)
+                self._with_spi.setdefault(k.protocol, []).append(k)
         self.states: dict[tuple, SaState] = {}
         self._ciphers: dict[int, EspCipher | None] = {}
         self.bound: dict[int, set[tuple]] = {}  # id(key) -> SA keys it verified on
@@ -79,21 +98,24 @@ class SaCrypto:
         return c
 
     def _candidates(self, proto: int, spi: int, addrs: bytes):
+        """(keys naming this SPI, an iterable of the other candidates), each in
+        file order: keys naming this SPI and these addresses, then this SPI
+        with other addresses; wildcard keys for these addresses; keys naming
+        another SPI that are bound to no SA yet (made only if it comes to them)."""
         h = len(addrs) >> 1
         src, dst = addrs[:h], addrs[h:]
         pname = "esp" if proto == ESP else "ah"
-        named, named_other, wild, rest = [], [], [], []
-        for k in self.keys:
-            if k.protocol != pname:
-                continue
-            if k.spi == spi:
-                (named if _addr_ok(k.src, src) and _addr_ok(k.dst, dst) else named_other).append(k)
-            elif k.spi is None:
-                if _addr_ok(k.src, src) and _addr_ok(k.dst, dst):
-                    wild.append(k)
-            elif id(k) not in self.bound:
-                rest.append(k)
-        return named + named_other, wild + rest
+        named, named_other = [], []
+        for k in self._by_spi.get((pname, spi), ()):
+            (named if _addr_ok(k.src, src) and _addr_ok(k.dst, dst) else named_other).append(k)
+        wild = [k for k in self._wild.get(pname, ()) if _addr_ok(k.src, src) and _addr_ok(k.dst, dst)]
+        bound = self.bound
+
+        def others():
+            yield from wild
+            yield from [k for k in self._with_spi.get(pname, ()) if k.spi != spi and id(k) not in bound]
+
+        return named + named_other, others()
 
     def _bind(self, st: SaState, key: EspKey, cipher: EspCipher | None, sa: tuple) -> None:
         st.key, st.cipher = key, cipher
@@ -133,8 +155,17 @@ class SaCrypto:
             st.tries += 1
             if not self._match(st, sa, seq, lambda c, hi: c.verify(esp, hi)):
                 return None
-        hi = self._seq_hi(st, seq)
-        res = st.cipher.open(esp, hi)
+        if not st.esn:  # the common case, inline: no extended sequence numbers, the packet opens
+            res = st.cipher.open(esp)
+            if res.status == "ok":
+                st.decrypted += 1
+                if st.last_seq is None or seq > st.last_seq:  # _advance without a high half
+                    st.last_seq = seq
+                return res
+            hi = None
+        else:
+            hi = self._seq_hi(st, seq)
+            res = st.cipher.open(esp, hi)
         if res.status == "integrity_failure" and st.esn is None and st.last_seq is not None \
                 and seq < st.last_seq and st.last_seq - seq > 0x80000000:
             # the 32-bit counter wrapped: the peers use extended sequence numbers
@@ -148,7 +179,7 @@ class SaCrypto:
 
     def _match(self, st: SaState, sa: tuple, seq: int, verifies) -> bool:
         named, others = self._candidates(sa[0], sa[1], sa[2])
-        for key in named + others:
+        for key in chain(named, others):
             c = self._cipher(key)
             if c is None:
                 continue
@@ -196,7 +227,7 @@ class SaCrypto:
 
     def _match_ah(self, st: SaState, sa: tuple, ip_packet: bytes, ah_off: int) -> bool:
         named, others = self._candidates(sa[0], sa[1], sa[2])
-        for key in named + others:
+        for key in chain(named, others):
             for hi in ((0,) if key.esn else (None,) if key.esn is False else (None, 0)):
                 if ah_icv_ok(key, ip_packet, ah_off, hi):
                     self._bind(st, key, None, sa)

@@ -91,6 +91,53 @@ def _be32(rows, i):
     return np.ascontiguousarray(rows[:, i:i + 4]).view(">u4").ravel().astype(np.int64)
 
 
+class Classes:
+    """What :func:`classify` finds, one array entry per record."""
+
+    __slots__ = ("tot", "avail", "proto", "sport", "dport", "uend", "esp_udp", "is_esp", "is_flow", "isolated")
+
+
+def classify(rows, caps) -> Classes:
+    """The tests of Decoder.frame / ipv4 / transport, for the common shapes, on the first
+    :data:`HEAD_BYTES` bytes of each record (``rows``) and the captured lengths."""
+    c = Classes()
+    et = _be16(rows, 12)
+    c.tot = tot = _be16(rows, 16)
+    ip4 = (caps >= 34) & (et == ETH_IPV4) & (rows[:, 14] == 0x45) & ((_be16(rows, 20) & 0x3FFF) == 0) & (tot >= 20)
+    c.proto = proto = rows[:, 23]
+    c.avail = avail = np.minimum(tot, caps - 14) - 20  # IP payload bytes captured (Ethernet padding cut off)
+    esp_raw = ip4 & (proto == 50) & (avail >= 8)
+    udp = ip4 & (proto == 17) & (avail >= 8)
+    c.sport = sport = _be16(rows, 34)
+    c.dport = dport = _be16(rows, 36)
+    ulen = _be16(rows, 38)
+    c.uend = uend = np.where((ulen >= 8) & (ulen < avail), ulen, avail)  # RFC 768: the length includes the header
+    unum = uend - 8  # UDP payload bytes
+    natt = udp & ((sport == NATT_PORT) | (dport == NATT_PORT))
+    keepalive = natt & (unum == 1) & (rows[:, 42] == 0xFF)  # RFC 3948 2.2
+    marker = natt & (unum >= 4) & (_be32(rows, 42) == 0)  # RFC 3948 2.1: non-ESP marker, IKE follows
+    c.esp_udp = esp_udp = natt & ~keepalive & ~marker & (unum >= 8)
+    ike = udp & ~natt & ((sport == IKE_PORT) | (dport == IKE_PORT))
+    c.is_esp = esp_raw | esp_udp
+    c.is_flow = (udp & ~natt & ~ike) | (ip4 & (proto == 6) & (avail >= 14))
+    # frames whose decoding touches no SA, no flow, no reassembly and no crypto
+    non_ip = (caps >= 14) & (et != ETH_IPV4) & (et != ETH_IPV6) & ~np.isin(et, VLAN_TPIDS)
+    c.isolated = keepalive | marker | ike | non_ip
+    return c
+
+
+def gather(block):
+    """(rows, offsets, caplens, ts) of a block: the first HEAD_BYTES bytes of each record."""
+    if block.arrays is not None:
+        offs, caps, ts = block.arrays
+    else:
+        offs = np.array(block.offsets, dtype=np.int64)
+        caps = np.array(block.caplens, dtype=np.int64)
+        ts = np.array(block.ts, dtype=np.float64)
+    raw = np.frombuffer(block.data, dtype=np.uint8)
+    return raw.take(offs[:, None] + _COLS, mode="clip"), offs, caps, ts  # past a short record: junk, unused
+
+
 def _flow_key(proto: int, addrs: bytes, sport: int, dport: int):
     """The direction-free key of a flow, as the bulk path groups IPv4 flows."""
     if len(addrs) != 8:
@@ -201,10 +248,8 @@ class Classifier:
         n = len(block.offsets)
         if n and block.linktypes == LINKTYPE_ETHERNET:
             if block.arrays is not None:
-                offs, caps, ts = block.arrays
+                ts = block.arrays[2]
             else:
-                offs = np.array(block.offsets, dtype=np.int64)
-                caps = np.array(block.caplens, dtype=np.int64)
                 ts = np.array(block.ts, dtype=np.float64)
             if ts[0] >= self.max_ts and not (ts[1:] < ts[:-1]).any():
                 self.max_ts = float(ts[-1])
@@ -213,8 +258,7 @@ class Classifier:
                     fr = np.arange(frames[0], frames[0] + n, dtype=np.int64)
                 else:
                     fr = np.array(frames, dtype=np.int64)
-                raw = np.frombuffer(block.data, dtype=np.uint8)
-                rows = raw.take(offs[:, None] + _COLS, mode="clip")  # bytes past a short record: junk, never used
+                rows, offs, caps, ts = gather(block)
                 self._parts.append((block, rows, offs, caps, ts, fr))
                 self._pending += n
                 return [self.flush()] if self._pending >= self.batch else []
@@ -271,26 +315,9 @@ class Classifier:
         bases = np.cumsum([0] + [len(p[2]) for p in parts])
         part_of = np.repeat(np.arange(len(parts)), np.diff(bases))
 
-        # ---- classify (the tests of Decoder.frame / ipv4 / transport, for the common shapes)
-        et = _be16(rows, 12)
-        tot = _be16(rows, 16)
-        ip4 = (caps >= 34) & (et == ETH_IPV4) & (rows[:, 14] == 0x45) & ((_be16(rows, 20) & 0x3FFF) == 0) & (tot >= 20)
-        proto = rows[:, 23]
-        avail = np.minimum(tot, caps - 14) - 20  # IP payload bytes captured (Ethernet padding cut off)
-        esp_raw = ip4 & (proto == 50) & (avail >= 8)
-        udp = ip4 & (proto == 17) & (avail >= 8)
-        sport = _be16(rows, 34)
-        dport = _be16(rows, 36)
-        ulen = _be16(rows, 38)
-        uend = np.where((ulen >= 8) & (ulen < avail), ulen, avail)  # RFC 768: the length includes the header
-        unum = uend - 8  # UDP payload bytes
-        natt = udp & ((sport == NATT_PORT) | (dport == NATT_PORT))
-        keepalive = natt & (unum == 1) & (rows[:, 42] == 0xFF)  # RFC 3948 2.2
-        marker = natt & (unum >= 4) & (_be32(rows, 42) == 0)  # RFC 3948 2.1: non-ESP marker, IKE follows
-        esp_udp = natt & ~keepalive & ~marker & (unum >= 8)
-        ike = udp & ~natt & ((sport == IKE_PORT) | (dport == IKE_PORT))
-        is_esp = esp_raw | esp_udp
-        is_flow = (udp & ~natt & ~ike) | (ip4 & (proto == 6) & (avail >= 14))
+        c = classify(rows, caps)
+        tot, avail, proto, sport, dport, uend, esp_udp, is_esp, is_flow = (
+            c.tot, c.avail, c.proto, c.sport, c.dport, c.uend, c.esp_udp, c.is_esp, c.is_flow)
         other = np.flatnonzero(~(is_esp | is_flow))
 
         # ---- decode the other frames, recording the calls

@@ -4,10 +4,12 @@ Exit codes (also in the README):
 
 ====  =====================================================================
 0     success
-1     findings: a finding at or above --fail-on (that command exits 2 for every usage or input error)
+1     findings: a finding at or above --fail-on (that command exits 2 for every usage or input error);
+      crosscheck: an unexplained disagreement between the engines
 2     usage error (bad option or argument), or a policy or rule file with a mistake
 3     input error: a capture is missing, unreadable or not a capture file
 4     key file error: a key file is missing or has a mistake (file:line: what)
+69    tshark is needed (--engine tshark, crosscheck) and not installed (apt-get install tshark)
 70    internal error (a bug; run with --debug for the traceback)
 130   interrupted
 ====  =====================================================================
@@ -99,7 +101,8 @@ def analysis_options(fn):
     fn = click.option("--jobs", "jobs", type=click.IntRange(min=1), default=1, show_default=True,
                       help="Worker processes for the fast engine.")(fn)
     fn = click.option("--engine", "engine", type=click.Choice(ENGINES), default="fast", show_default=True,
-                      help="fast: our own decoder; tshark: the same analysis over tshark's dissection (pyshark).")(fn)
+                      help="fast: our own decoder; tshark: the same analysis over tshark's dissection "
+                           "(slower; needs tshark).")(fn)
     fn = click.option("--rules", "rules", multiple=True, type=click.Path(file_okay=False),
                       help="Directory of extra rule files (YAML), besides the built-in pack. Repeatable.")(fn)
     fn = click.option("--policy", "policy", type=click.Path(dir_okay=False), default=None,

@@ -29,6 +29,22 @@ class Capture:
     isakmp_frames: int | None = None
     esp_frames: int | None = None
     ah_frames: int | None = None
+    keys: tuple[Path, ...] = ()  # the key files published with it (MANIFEST keys_file; strongSwan: its tables)
+    tshark_decrypts: str | None = None  # MANIFEST: yes / no / na
+
+
+def _manifest_keys(text: str) -> tuple[Path, ...]:
+    """The MANIFEST's keys_file column: paths separated by ';', each perhaps
+    followed by a note in parentheses."""
+    out = []
+    for part in text.split(";"):
+        part = part.split(" (", 1)[0].strip()
+        if part:
+            out.append(PUBLIC / part)
+    return tuple(out)
+
+
+STRONGSWAN_KEY_FILES = ("esp_sa", "ikev1_decryption_table", "ikev2_decryption_table", "keys.yaml")
 
 
 def manifest_captures() -> list[Capture]:
@@ -36,12 +52,14 @@ def manifest_captures() -> list[Capture]:
     with MANIFEST.open(newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
     return [Capture(f"public/{r['path']}", PUBLIC / r["path"], int(r["frames"]), int(r["isakmp_frames"]),
-                    int(r["esp_frames"]), int(r["ah_frames"])) for r in rows]
+                    int(r["esp_frames"]), int(r["ah_frames"]), _manifest_keys(r["keys_file"]),
+                    r["tshark_decrypts"]) for r in rows]
 
 
 def strongswan_captures() -> list[Capture]:
     """fixtures/strongswan/*/capture.pcap (our own recordings), sorted; none yet is fine."""
-    return [Capture(p.relative_to(FIXTURES).as_posix(), p)
+    return [Capture(p.relative_to(FIXTURES).as_posix(), p,
+                    keys=tuple(p.parent / k for k in STRONGSWAN_KEY_FILES if (p.parent / k).exists()))
             for p in sorted(STRONGSWAN.glob("*/capture.pcap"))]
 
 

@@ -252,7 +252,7 @@ def analyze(paths: Iterable, *, keys=None, policy=None, rules=None, engine: str 
         if engine == "tshark":
             from .deep import analyze_capture_deep
 
-            part = analyze_capture_deep(path, keys=store, progress=progress)
+            part = analyze_capture_deep(path, keys=store, progress=progress, crypto=crypto)
         elif jobs >= 2 and crypto is None and os.environ.get("IPSECPCAP_FASTPATH", "vector") != "packet":
             from .parallel import analyze_capture_pipelined
 

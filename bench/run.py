@@ -1,23 +1,39 @@
 #!/usr/bin/env python3
-"""Side-by-side throughput of ipsecpcap against the references.
+"""Side-by-side benchmark of ipsecpcap against the references of the performance issue.
 
-Generates the benchmark capture with the shared generator
-(``shared/perf/make_bench_pcap.py``) unless it exists, then runs each
-contender as its own process, one after another, in the same session, and
-prints wall time, packets/s, the ratio to ipsecpcap and peak RSS:
+Generates the captures with ``bench/make_bench_pcap.py`` (a copy of the team's
+shared generator, extended with ``--encrypt``) unless they exist, warms the
+page cache, then runs each contender as its own process, one after another,
+in one session, and prints one table: wall seconds, packets/s, the ratio to
+``ipsecpcap analyze``, and peak RSS (the largest process of the contender),
+followed by the issue's targets, each with the ratio measured here.
 
-* ``header-walk``: a pure-Python loop that only walks the pcap record headers
-  (the floor for any Python reader);
+Contenders on the analysis capture (``--count``, default 1M packets):
+
+* ``header-walk``: a pure-Python loop that only walks the pcap record headers;
 * ``dpkt``: dpkt parsing every packet down to the transport layer;
-* ``ipsecpcap``: ``ipsecpcap analyze`` (all tables built), start-up included;
-* ``ipsecpcap-stdin``: the same, reading the capture from a pipe;
-* ``tshark`` (with ``--tshark``): ``tshark -T fields`` extracting frame number,
+* ``ipsecpcap``: ``ipsecpcap analyze`` (every table and the rules that need no
+  keys), start-up included;
+* ``ipsecpcap-jobs2``: the same with ``--jobs 2`` (a two-process pipeline);
+* ``ipsecpcap-stdin``: ``cat FILE | ipsecpcap analyze -``;
+* ``ipsecpcap-packet``: the frame-by-frame decoder (``IPSECPCAP_FASTPATH=packet``);
+* ``tshark`` (``--tshark``): ``tshark -T fields`` extracting frame number,
   addresses, IP protocol, ESP SPI and sequence, ISAKMP SPIs.
 
-Machines here are shared and noisy: compare the ratios of one run, not
-absolute times across runs.  ``--repeat N`` keeps the best of N.
+With ``--big N`` (e.g. 5000000, 3 GB: check the disk) the same ipsecpcap runs
+(one and two jobs) and the header walk on that capture, for memory and --jobs.
 
-    python3 bench/run.py --count 1000000 [--tshark] [--repeat 3]
+Decryption (``--decrypt N``, default 500000 packets, 0 to skip): a capture
+written with ``--encrypt`` (AES-GCM-128 and AES-CBC-128/HMAC-SHA1-96 ESP, keys
+in a Wireshark esp_sa table), ``ipsecpcap decrypt`` of it, of an all-AES-GCM
+one (packets/s for AES-GCM), and with ``--tshark`` tshark decrypting it with
+the same table, printing the inner addresses and UDP port (tshark cannot write
+decrypted ESP; slow: it looks the SA up in the table for every packet).
+
+Machines here are shared and noisy: read the ratios of one run, not absolute
+times across runs.  ``--repeat N`` keeps the best of N.
+
+    python3 bench/run.py --count 1000000 --tshark [--big 5000000] [--repeat 3]
 """
 from __future__ import annotations
 
@@ -26,11 +42,12 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-DEFAULT_GEN = os.path.join(ROOT, "..", "shared", "perf", "make_bench_pcap.py")
+GENERATOR = os.path.join(HERE, "make_bench_pcap.py")
 
 HEADER_WALK = r"""
 import struct, sys
@@ -72,13 +89,17 @@ with open(sys.argv[1], "rb") as f:
 print(n)
 """
 
+TSHARK_FIELDS = ["-T", "fields", "-e", "frame.number", "-e", "ip.src", "-e", "ip.dst", "-e", "ip.proto",
+                 "-e", "esp.spi", "-e", "esp.sequence", "-e", "isakmp.ispi", "-e", "isakmp.rspi"]
 
-def run(cmd, stdin_path=None) -> tuple[float, int]:
-    """Run a command; return (wall seconds, peak RSS in kB of the process tree's largest child)."""
+
+def run(cmd, stdin_path=None, env=None, shell=False) -> tuple[float, int]:
+    """Run a command; (wall seconds, peak RSS in kB of its largest process)."""
     t0 = time.perf_counter()
     stdin = open(stdin_path, "rb") if stdin_path else subprocess.DEVNULL
     try:
-        p = subprocess.Popen(cmd, stdin=stdin, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        p = subprocess.Popen(cmd, stdin=stdin, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
+                             shell=shell)
         _, status, ru = os.wait4(p.pid, 0)
     finally:
         if stdin_path:
@@ -87,62 +108,143 @@ def run(cmd, stdin_path=None) -> tuple[float, int]:
     err = p.stderr.read().decode(errors="replace")
     p.stderr.close()
     if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{cmd[0]} failed: {err.strip()[:300]}")
+        raise SystemExit(f"{cmd if shell else cmd[0]} failed: {err.strip()[:300]}")
     return wall, ru.ru_maxrss
+
+
+def generate(path: str, count: int, *extra: str) -> str:
+    if not os.path.exists(path):
+        print(f"generating {path} ({count:,} packets) ...", file=sys.stderr)
+        subprocess.run([sys.executable, GENERATOR, "--count", str(count), "--out", path, *extra], check=True,
+                       stderr=subprocess.DEVNULL)
+    with open(path, "rb") as f:  # warm the page cache so every contender reads from memory
+        while f.read(16 << 20):
+            pass
+    return path
+
+
+def tshark_env(esp_sa: str | None) -> dict:
+    """tshark with an empty private configuration (and the given esp_sa table)."""
+    conf = tempfile.mkdtemp(prefix="ipsecpcap-bench-ws-")
+    if esp_sa:
+        shutil.copy(esp_sa, os.path.join(conf, "esp_sa"))
+    return dict(os.environ, WIRESHARK_CONFIG_DIR=conf, XDG_CONFIG_HOME=conf, HOME=conf)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--count", type=int, default=1_000_000)
-    ap.add_argument("--capture", help="use this capture instead of generating one")
-    ap.add_argument("--generator", default=DEFAULT_GEN)
-    ap.add_argument("--outdir", default=os.path.join(HERE, "out"))
-    ap.add_argument("--tshark", action="store_true", help="also time tshark -T fields (slow)")
+    ap.add_argument("--count", type=int, default=1_000_000, help="packets of the analysis capture")
+    ap.add_argument("--capture", help="use this capture instead of generating one (--count must match it)")
+    ap.add_argument("--big", type=int, default=0, help="also a capture of this many packets (memory, --jobs)")
+    ap.add_argument("--decrypt", type=int, default=500_000, help="packets of the encrypted captures (0: none)")
+    ap.add_argument("--outdir", default=os.path.join(tempfile.gettempdir(), "ipsecpcap-bench"))
+    ap.add_argument("--tshark", action="store_true", help="also time tshark (slow)")
     ap.add_argument("--no-dpkt", action="store_true")
+    ap.add_argument("--keep", action="store_true", help="keep the generated captures")
     ap.add_argument("--repeat", type=int, default=1)
     args = ap.parse_args()
+    if args.tshark and not shutil.which("tshark"):
+        raise SystemExit("tshark is not installed")
+    os.makedirs(args.outdir, exist_ok=True)
+    made = []
 
-    path = args.capture
-    if path is None:
-        os.makedirs(args.outdir, exist_ok=True)
-        path = os.path.join(args.outdir, f"bench_{args.count}.pcap")
+    def capture(name, count, *extra):
+        path = os.path.join(args.outdir, name)
         if not os.path.exists(path):
-            print(f"generating {path} ...", file=sys.stderr)
-            subprocess.run([sys.executable, args.generator, "--count", str(args.count), "--out", path], check=True)
-    size = os.path.getsize(path)
-    # warm the page cache so every contender reads from memory
-    with open(path, "rb") as f:
-        while f.read(16 << 20):
-            pass
+            made.append(path)
+            if "--encrypt" in extra:
+                made.append(path + ".esp_sa")
+        return generate(path, count, *extra)
 
     py = sys.executable
     ipsecpcap = [py, "-m", "ipsecpcap.cli"]
-    contenders = [("header-walk", [py, "-c", HEADER_WALK, path], None)]
-    if not args.no_dpkt:
-        contenders.append(("dpkt", [py, "-c", DPKT_LOOP, path], None))
-    contenders += [("ipsecpcap", ipsecpcap + ["analyze", path], None),
-                   ("ipsecpcap-stdin", ipsecpcap + ["analyze", "-"], path)]
-    if args.tshark:
-        if not shutil.which("tshark"):
-            raise SystemExit("tshark is not installed")
-        contenders.append(("tshark", ["tshark", "-r", path, "-n", "-T", "fields", "-e", "frame.number",
-                                      "-e", "ip.src", "-e", "ip.dst", "-e", "ip.proto", "-e", "esp.spi",
-                                      "-e", "esp.sequence", "-e", "isakmp.ispi", "-e", "isakmp.rspi"], None))
-    results = {}
-    for name, cmd, stdin_path in contenders:
+    packet_env = dict(os.environ, IPSECPCAP_FASTPATH="packet")
+    rows = []  # (label, packets, wall, rss)
+
+    def bench(label, packets, cmd, stdin_path=None, env=None, shell=False):
         best = None
         for _ in range(args.repeat):
-            r = run(cmd, stdin_path)
+            r = run(cmd, stdin_path, env, shell)
             best = r if best is None or r[0] < best[0] else best
-        results[name] = best
-        print(f"  {name}: {best[0]:.2f} s", file=sys.stderr)
+        rows.append((label, packets, best[0], best[1]))
+        print(f"  {label}: {best[0]:.2f} s, {best[1] / 1024:.0f} MB", file=sys.stderr)
+        return best
 
-    ref = results["ipsecpcap"][0]
-    print(f"capture: {os.path.basename(path)}, {args.count:,} packets, {size / 1e6:.0f} MB; "
-          f"python {sys.version.split()[0]}, {os.cpu_count()} cores")
-    print(f"{'contender':<16} {'seconds':>8} {'packets/s':>12} {'x ipsecpcap':>12} {'peak RSS MB':>12}")
-    for name, (wall, rss) in results.items():
-        print(f"{name:<16} {wall:>8.2f} {args.count / wall:>12,.0f} {wall / ref:>12.2f} {rss / 1024:>12.0f}")
+    try:
+        path = args.capture or capture(f"bench_{args.count}.pcap", args.count)
+        n = args.count
+        bench("header-walk", n, [py, "-c", HEADER_WALK, path])
+        if not args.no_dpkt:
+            bench("dpkt", n, [py, "-c", DPKT_LOOP, path])
+        bench("ipsecpcap", n, ipsecpcap + ["analyze", "-q", path])
+        bench("ipsecpcap-jobs2", n, ipsecpcap + ["analyze", "-q", "--jobs", "2", path])
+        bench("ipsecpcap-stdin", n, f"cat {path} | {py} -m ipsecpcap.cli analyze -q -", shell=True)
+        bench("ipsecpcap-packet", n, ipsecpcap + ["analyze", "-q", path], env=packet_env)
+        if args.tshark:
+            bench("tshark", n, ["tshark", "-r", path, "-n"] + TSHARK_FIELDS, env=tshark_env(None))
+        if args.big:
+            big = capture(f"bench_{args.big}.pcap", args.big)
+            bench("big:header-walk", args.big, [py, "-c", HEADER_WALK, big])
+            bench("big:ipsecpcap", args.big, ipsecpcap + ["analyze", "-q", big])
+            bench("big:ipsecpcap-jobs2", args.big, ipsecpcap + ["analyze", "-q", "--jobs", "2", big])
+        if args.decrypt:
+            enc = capture(f"enc_{args.decrypt}.pcap", args.decrypt, "--encrypt")
+            gcm = capture(f"gcm_{args.decrypt}.pcap", args.decrypt, "--encrypt", "--cipher", "gcm")
+            out = os.path.join(args.outdir, "decrypted.pcap")
+            made.append(out)
+            bench("dec:ipsecpcap", args.decrypt, ipsecpcap + ["decrypt", enc, "--keys", enc + ".esp_sa", "-w", out])
+            bench("dec:ipsecpcap-gcm", args.decrypt,
+                  ipsecpcap + ["decrypt", gcm, "--keys", gcm + ".esp_sa", "-w", out])
+            if args.tshark:
+                # tshark cannot write the decrypted packets: it dissects them, printing inner fields
+                bench("dec:tshark", args.decrypt,
+                      ["tshark", "-r", enc, "-n", "-o", "esp.enable_encryption_decode:TRUE", "-T", "fields",
+                       "-e", "frame.number", "-e", "ip.src", "-e", "ip.dst", "-e", "udp.dstport"],
+                      env=tshark_env(enc + ".esp_sa"))
+    finally:
+        if not args.keep:
+            for p in made:
+                if os.path.exists(p):
+                    os.remove(p)
+    report(rows, args)
+
+
+def report(rows, args) -> None:
+    t = {label: (packets, wall, rss) for label, packets, wall, rss in rows}
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores; analysis capture {args.count:,} packets"
+          + (f", big {args.big:,}" if args.big else "") + (f", encrypted {args.decrypt:,}" if args.decrypt else ""))
+    print(f"{'contender':<20} {'seconds':>8} {'packets/s':>12} {'x ipsecpcap':>12} {'peak RSS MB':>12}")
+    for label, packets, wall, rss in rows:
+        ref = t.get("big:ipsecpcap" if label.startswith("big:") else
+                    "dec:ipsecpcap" if label.startswith("dec:") else "ipsecpcap")
+        ratio = f"{wall / ref[1]:12.2f}" if ref else f"{'':12}"
+        print(f"{label:<20} {wall:>8.2f} {packets / wall:>12,.0f} {ratio} {rss / 1024:>12.0f}")
+    print("targets (issue 8), as measured in this run:")
+
+    def target(text, ok):
+        print(f"  [{'met' if ok else 'NOT met'}] {text}")
+
+    ip = t["ipsecpcap"][1]
+    if "tshark" in t:
+        target(f"analyze >= 12x faster than tshark -T fields: {t['tshark'][1] / ip:.1f}x", t["tshark"][1] / ip >= 12)
+    if "dpkt" in t:
+        target(f"analyze >= 8x faster than the dpkt loop: {t['dpkt'][1] / ip:.1f}x", t["dpkt"][1] / ip >= 8)
+    target(f"analyze <= 3x the header walk: {ip / t['header-walk'][1]:.1f}x", ip / t["header-walk"][1] <= 3)
+    target(f"stdin within 15% of the file: {t['ipsecpcap-stdin'][1] / ip:.2f}x", t["ipsecpcap-stdin"][1] / ip <= 1.15)
+    if "big:ipsecpcap" in t:
+        big_rss = t["big:ipsecpcap"][2] / 1024
+        target(f"{args.big:,} packets in < 200 MB peak RSS: {big_rss:.0f} MB", big_rss < 200)
+        target(f"1M capture RSS no more than 10% below the big one: {t['ipsecpcap'][2] / 1024:.0f} MB",
+               t["ipsecpcap"][2] >= 0.9 * t["big:ipsecpcap"][2])
+        s = t["big:ipsecpcap"][1] / t["big:ipsecpcap-jobs2"][1]
+        target(f"--jobs 2 >= 1.7x one process on the big capture: {s:.2f}x", s >= 1.7)
+    if "dec:ipsecpcap" in t:
+        if "dec:tshark" in t:
+            r = t["dec:tshark"][1] / t["dec:ipsecpcap"][1]
+            target(f"decrypt >= 5x faster than tshark: {r:.1f}x", r >= 5)
+        g = t["dec:ipsecpcap-gcm"]
+        target(f"decrypt AES-GCM >= 150k packets/s per core: {g[0] / g[1]:,.0f} (all frames, start-up included)",
+               g[0] / g[1] >= 150_000)
 
 
 if __name__ == "__main__":

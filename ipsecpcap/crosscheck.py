@@ -50,9 +50,6 @@ from .tsharkview import Profile, TsharkFrame, dialect, esp_key_for, find_tshark,
     uat_tables
 
 QUOTED = ("esp", "ah", "isakmp")
-COMPARED = ("esp", "ah", "isakmp", "udpencap", "esp.spi", "esp.seq", "ah.spi", "ah.seq", "ike.ispi",
-            "ike.rspi", "ike.version", "ike.exchange", "ike.mid", "ike.payloads", "ip.fragment",
-            "ip.fragments", "icmp.quoted", "esp.decryption", "esp.next_header", "ike.decryption")
 
 
 # ---------------------------------------------------------------- our side, per frame
@@ -81,16 +78,6 @@ class _Rec(_Recorder):
         if self.cur.ike is None:  # the outer message (a decrypted tunnel may carry more)
             self.msg = (msg, len(raw))
         super().ike(frame, ts, addrs, sport, dport, msg, marker, fragments, raw)
-
-
-class _NullSink:
-    def esp(self, *a):
-        return False
-
-    def esp_sample(self, *a):
-        pass
-
-    ah = ike = keepalive = flow = icmp_error = truncated_ipsec = esp_sample
 
 
 def fast_frames(path) -> Iterator[FastFrame]:
@@ -146,6 +133,7 @@ class _Keyed:
     esp: dict[int, tuple] = field(default_factory=dict)  # frame -> (status, next header, key, esn)
     exchanges: dict[int, object] = field(default_factory=dict)  # frame -> ExchangeRow
     repeats: dict[int, int] = field(default_factory=dict)  # frame -> earlier frame with the same IKE message bytes
+    crypto: object = None  # the SaCrypto, with its per-SA states
 
 
 def _fast_keyed(path, store) -> _Keyed:

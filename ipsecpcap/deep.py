@@ -44,8 +44,14 @@ Frame accounting follows tshark's classification: ``analysed:esp``,
 ``analysed:natt-keepalive``, ``analysed:ip-fragment``, ``analysed:ip`` as for
 the fast path; ``skipped:non-IP ...`` for frames without IP; and
 ``malformed:tshark:<layer>`` where tshark marked the frame malformed before
-anything could be analysed (tshark's categories do not say truncated or
-bad length, so the kinds are not the fast path's).
+anything could be analysed (tshark does not say truncated or bad length).
+The fast path's rules about what a packet must be are applied to tshark's
+fields where tshark reads on: an AH header shorter than 12 bytes is
+``malformed:bad_length:ah`` (RFC 4302 2.2), an ESP header without its
+sequence number ``malformed:truncated:esp``, a UDP 4500 payload too short for
+ESP or the non-ESP marker ``malformed:truncated:udpencap``, and a UDP 500
+datagram tshark does not take for ISAKMP ``malformed:tshark:isakmp`` (not a
+flow, as with the fast path).
 """
 from __future__ import annotations
 
@@ -290,7 +296,7 @@ class _Walk:
         return None
 
     # ------------------------------------------------------------ IP
-    def ip(self, i: int, depth: int, protected_by: str | None, inner: bool = False) -> str:
+    def ip(self, i: int, depth: int, protected_by: str | None) -> str:
         f = self.f
         name = self.protos[i]
         k = self.take(name)
@@ -464,14 +470,17 @@ class _Walk:
                 inner_spi = _spi_text(spi)
                 self.in_esp = True
                 if p in ("ip", "ipv6"):  # tunnel mode (RFC 4303 3.1.2)
-                    self.ip(k, depth + 1, inner_spi, inner=True)
+                    self.ip(k, depth + 1, inner_spi)
                 else:  # transport mode: the outer header and the decrypted payload
                     self.transport(k, nh, addrs, hdr + self.inner_length(k, p, tot), hdr, depth + 1, inner_spi)
         return "analysed:esp"
 
     def inner_length(self, k: int, p: str, outer: int) -> int:
         """The length of a decrypted transport-mode payload (what the fast path
-        counts, with the outer IP header, as the inner flow's bytes)."""
+        counts, with the outer IP header, as the inner flow's bytes): TCP and
+        UDP say it; for anything else tshark's fields do not, and the outer
+        datagram's payload length (an upper bound: it still holds the ESP
+        header, padding and ICV) stands in."""
         f = self.f
         if p == "tcp":
             t = self.n["tcp"]
@@ -482,11 +491,10 @@ class _Walk:
             ulen = f.at("udp_length", self.n["udp"])
             if ulen is not None:
                 return ulen
-        return max(outer - 40, 0)
+        return max(outer - self.f.first("ip_hdr_len", 40), 0)
 
     # ------------------------------------------------------------ IKE
     def ike(self, j: int, u: int, addrs: bytes, sport: int, dport: int, marker: bool) -> str:
-        f = self.f
         self.take("isakmp")
         payload = self.udp_payload(u)
         if payload is None or (marker and len(payload) < 4):

@@ -172,7 +172,6 @@ FIELDS: tuple[tuple[str, str, str, str | None], ...] = (
 # with keys only: expert messages say whether an IKEv2 ICV was wrong
 EXPERT_FIELD = ("expert", "_ws.expert.message", "str", None)
 FIELDS_KEYED = FIELDS + (EXPERT_FIELD,)
-FIELD_INDEX = {a: i for i, (a, _f, _k, _l) in enumerate(FIELDS_KEYED)}
 FIELD_LAYER = {a: layer for a, _f, _k, layer in FIELDS}
 # isakmp header fields whose occurrences follow the isakmp layers
 for _a in ("ike_version", "exchange_type", "mid", "ike_length"):

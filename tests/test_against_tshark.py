@@ -25,15 +25,15 @@ import pytest
 from ipsecpcap.crosscheck import CrossCheck, check_capture
 
 try:
-    from reference import all_captures
+    from reference import every_capture
     from reference.tshark import SKIP_REASON, tshark_available
 except ImportError:  # pragma: no cover - depends on how pytest was started
-    from tests.reference import all_captures
+    from tests.reference import every_capture
     from tests.reference.tshark import SKIP_REASON, tshark_available
 
 pytestmark = pytest.mark.skipif(not tshark_available(), reason=SKIP_REASON)
 
-CAPTURES = all_captures()
+CAPTURES = every_capture()
 QUOTED_PROTOCOLS = ("esp", "ah", "isakmp")
 
 # ---------------------------------------------------------------------------
@@ -115,3 +115,24 @@ def test_every_field_was_compared(tshark_stats, request):
                          ("ike.ispi", 1200), ("ike.payloads", 1100), ("ike.mid", 1200), ("ip.fragments", 15),
                          ("icmp.quoted", 20)):
         assert tshark_stats[field]["compared"] >= least, (field, tshark_stats[field])
+
+
+def test_the_command_over_every_capture_exits_0(tshark_cache):
+    """``ipsecpcap crosscheck`` over every capture in fixtures/ at once: exit 0,
+    and the disagreements it lists are the explained ones pinned above."""
+    import json
+
+    from click.testing import CliRunner
+
+    from ipsecpcap.cli import main
+
+    res = CliRunner().invoke(main, ["crosscheck", "--format", "json", *(str(c.path) for c in CAPTURES)],
+                             catch_exceptions=False)
+    assert res.exit_code == 0, res.stderr[-2000:]
+    rows = json.loads(res.stdout)
+    assert all(r["explained"] and r["believed"] == "fast" for r in rows)
+    got = sorted((r["capture"], r["frame"], r["field"], r["explanation"]) for r in rows)
+    expected = sorted((name.rsplit("/", 1)[1], frame, field, why)
+                      for name, pinned in EXPLAINED.items() for (frame, field), why in pinned.items())
+    assert got == expected
+    assert f"in {len(CAPTURES)} captures" in res.stderr and ", 0 unexplained" in res.stderr

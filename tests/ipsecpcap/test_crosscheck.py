@@ -26,10 +26,10 @@ from ipsecpcap.cli import main
 from ipsecpcap.keys import load_keys
 
 try:
-    from reference import all_captures
+    from reference import every_capture
     from reference.tshark import SKIP_REASON, tshark_available
 except ImportError:  # pragma: no cover - depends on how pytest was started
-    from tests.reference import all_captures
+    from tests.reference import every_capture
     from tests.reference.tshark import SKIP_REASON, tshark_available
 
 pytestmark = pytest.mark.skipif(not tshark_available(), reason=SKIP_REASON)
@@ -37,7 +37,7 @@ pytestmark = pytest.mark.skipif(not tshark_available(), reason=SKIP_REASON)
 ROOT = Path(__file__).resolve().parents[2]
 SS = ROOT / "fixtures" / "strongswan"
 PUB = ROOT / "fixtures" / "public"
-KEYED = [c for c in all_captures() if c.keys]
+KEYED = [c for c in every_capture() if c.keys]
 CHACHA = "strongswan/ikev2-chacha/capture.pcap"
 REPEATS = {"public/wireshark/ikev1-certs.pcap": {8: 7}, "public/zeek-spicy-ipsec/ikev1-certs.pcap": {8: 7},
            "strongswan/ikev1-aggressive-psk/capture.pcap": {7: 6}}

@@ -25,10 +25,10 @@ from ipsecpcap.analysis import analyze
 from ipsecpcap.keys import load_keys
 
 try:
-    from reference import all_captures
+    from reference import every_capture
     from reference.tshark import SKIP_REASON, tshark_available
 except ImportError:  # pragma: no cover - depends on how pytest was started
-    from tests.reference import all_captures
+    from tests.reference import every_capture
     from tests.reference.tshark import SKIP_REASON, tshark_available
 
 pytestmark = pytest.mark.skipif(not tshark_available(), reason=SKIP_REASON)
@@ -36,7 +36,7 @@ pytestmark = pytest.mark.skipif(not tshark_available(), reason=SKIP_REASON)
 ROOT = Path(__file__).resolve().parents[2]
 SS = ROOT / "fixtures" / "strongswan"
 PUB = ROOT / "fixtures" / "public"
-CAPTURES = all_captures()
+CAPTURES = every_capture()
 KEYED = [c for c in CAPTURES if c.keys]
 TABLES = ("sas", "exchanges", "ike", "child_sas", "flows", "findings")
 

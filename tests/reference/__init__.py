@@ -65,3 +65,19 @@ def strongswan_captures() -> list[Capture]:
 
 def all_captures() -> list[Capture]:
     return manifest_captures() + strongswan_captures()
+
+
+SYNTHETIC = FIXTURES / "synthetic"
+
+
+def synthetic_captures() -> list[Capture]:
+    """fixtures/synthetic/*.pcap (our recordings edited on purpose), with the
+    ``<name>.esp_sa`` beside one as its keys."""
+    return [Capture(p.relative_to(FIXTURES).as_posix(), p,
+                    keys=(p.with_suffix(".esp_sa"),) if p.with_suffix(".esp_sa").exists() else ())
+            for p in sorted(SYNTHETIC.glob("*.pcap"))]
+
+
+def every_capture() -> list[Capture]:
+    """Every capture in fixtures/: the public ones, the strongSwan recordings and the synthetic ones."""
+    return all_captures() + synthetic_captures()

@@ -12,7 +12,9 @@ disabled protocols never leak in).
 """
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -47,6 +49,7 @@ def _env() -> dict:
     global _conf_dir
     if _conf_dir is None:
         _conf_dir = tempfile.mkdtemp(prefix="ipsecpcap-tshark-conf-")
+        atexit.register(shutil.rmtree, _conf_dir, True)  # removed when the test session ends
     env = dict(os.environ)
     env["WIRESHARK_CONFIG_DIR"] = _conf_dir
     env["XDG_CONFIG_HOME"] = _conf_dir

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import re
 import shutil
 import struct
@@ -433,7 +434,7 @@ def hashcat(tmp_path: Path, hashes: str, words: str) -> str:
     (tmp_path / "hc.txt").write_text(hashes)
     (tmp_path / "words.txt").write_text(words)
     p = subprocess.run(["hashcat", "-m", "5400", "-a", "0", "--potfile-disable", "--quiet",
-                        "--session", "ipsecpcap-test", str(tmp_path / "hc.txt"), str(tmp_path / "words.txt")],
+                        "--session", f"ipsecpcap-test-{os.getpid()}", "--restore-disable", str(tmp_path / "hc.txt"), str(tmp_path / "words.txt")],
                        capture_output=True, text=True, cwd=tmp_path, timeout=300)
     if "No OpenCL, Metal, HIP or CUDA installation found" in p.stdout + p.stderr:
         pytest.skip("hashcat has no OpenCL device (e.g. apt-get install pocl-opencl-icd ocl-icd-libopencl1)")

@@ -111,16 +111,34 @@ def _rule_files(d: Path) -> list[Path]:
     return sorted(p for p in d.iterdir() if p.suffix in (".yml", ".yaml") and p.is_file())
 
 
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when PyYAML has it
+_CACHE: dict[tuple, Rule] = {}  # (path, mtime, size) -> Rule: a rule file is parsed once per process
+
+
 def load_rule_file(path) -> Rule:
     path = Path(path)
+    try:
+        st = path.stat()
+        key = (str(path.resolve()), st.st_mtime_ns, st.st_size)
+    except OSError:
+        key = None
+    if key is not None and key in _CACHE:
+        return _CACHE[key]
+    rule = _load_rule_file(path)
+    if key is not None:
+        _CACHE[key] = rule
+    return rule
+
+
+def _load_rule_file(path: Path) -> Rule:
     name = str(path)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise RuleError(f"{name}: cannot read: {getattr(e, 'strerror', None) or e}") from None
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = yaml.compose(text, Loader=_LOADER)
+        data = yaml.load(text, Loader=_LOADER)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 1

@@ -73,7 +73,7 @@ from .tracker import (FORCE, IPPROTO_ESP, TCP_DATA_FWD, TCP_FIN_FWD, TCP_FIN_REV
 
 HEAD_BYTES = 50  # Ethernet 14 + IPv4 20 + UDP 8 + ESP SPI and sequence 8
 _COLS = np.arange(HEAD_BYTES, dtype=np.int64)
-BATCH = 1 << 16  # frames classified and applied together (see VectorDecoder)
+BATCH = 1 << 15  # frames classified and applied together (see Classifier)
 
 # classes
 OTHER, ESP, FLOW, ISOLATED = 0, 1, 2, 3
@@ -360,9 +360,9 @@ class Classifier:
                     q = int(offs[first]) + 34 + (8 if esp_udp[first] else 0)
                     end = int(offs[first]) + 34 + int(uend[first] if esp_udp[first] else avail[first])
                     samples[k] = (first, parts[part_of[first]][0].data[q:end])
-            esp.drop_arrays()
             batch.esp = esp
             pos.append(esp.first[keep])
+            esp.drop_arrays()
             kinds.append(np.full(len(keep), 1, dtype=np.int64))
             ids.append(keep)
             counts["analysed:esp"] = counts.get("analysed:esp", 0) + len(i)
@@ -371,9 +371,9 @@ class Classifier:
             flows = _FlowGroups(i, proto[i].astype(np.int64), a64[i], sport[i], dport[i], tot[i],
                                 rows[i, 47].astype(np.int64), ts[i], frames[i])
             keep = self._keep(flows, [k in bad_flows for k in flows.key] if bad_flows else None, calls)
-            flows.drop_arrays()
             batch.flows = flows
             pos.append(flows.first[keep])
+            flows.drop_arrays()
             kinds.append(np.full(len(keep), 2, dtype=np.int64))
             ids.append(keep)
             counts["analysed:ip"] = counts.get("analysed:ip", 0) + len(i)
@@ -421,8 +421,13 @@ class Applier:
         tr = self.tracker
         calls, samples = batch.calls, batch.samples
         esp, flows = batch.esp, batch.flows
-        esp_apply = esp.apply if esp is not None else None
-        flow_apply = flows.apply if flows is not None else None
+        esp_apply = flow_apply = None
+        if esp is not None:
+            esp.prepare()
+            esp_apply = esp.apply
+        if flows is not None:
+            flows.prepare()
+            flow_apply = flows.apply
         methods = {name: getattr(tr, name) for name in ("ah", "flow", "icmp_error", "keepalive", "truncated_ipsec")}
         addrs_of = self.addrs_of
         for kind, i in batch.todo.tolist():
@@ -490,13 +495,21 @@ class _EspGroups:
         self.first = self.members[starts]
         self.starts = starts.tolist()
         self.ends = self.starts[1:] + [m]
+        self.spi = spi[starts].tolist()
+        self.addr = addr[starts].tolist()
+        self._starts, self._m = starts, m
+        self.seq_a, self.frame_a, self.ts_a, self.iplen_a, self.udp_a = seq, frame, ts, iplen, udp
+
+    def prepare(self) -> None:
+        """What the applier needs besides the sorted frames (done by the applier: with
+        --jobs 2 that is the other process)."""
+        starts, m = self._starts, self._m
+        seq, frame, ts, iplen, udp = self.seq_a, self.frame_a, self.ts_a, self.iplen_a, self.udp_a
         # a packet that does not follow its predecessor in the group (seq + 1) ends a bulk run
         brk = np.zeros(m, dtype=bool)
         brk[1:] = seq[1:] != seq[:-1] + 1
         brk[starts] = False
         self.lastbad = np.maximum.reduceat(np.where(brk, np.arange(m), -1), starts).tolist()
-        self.spi = spi[starts].tolist()
-        self.addr = addr[starts].tolist()
         # per group, for the usual case (the whole group is the SA's next run in order)
         last = np.append(starts[1:], m) - 1
         cum_len = np.concatenate(([0], np.cumsum(iplen)))
@@ -505,8 +518,6 @@ class _EspGroups:
         self.last_seq, self.last_ts, self.last_frame = seq[last].tolist(), ts[last].tolist(), frame[last].tolist()
         self.total_len = (cum_len[last + 1] - cum_len[starts]).tolist()
         self.total_udp = (cum_udp[last + 1] - cum_udp[starts]).tolist()
-        # per frame, for the rest
-        self.seq_a, self.frame_a, self.ts_a, self.iplen_a, self.udp_a = seq, frame, ts, iplen, udp
         self.cum_len, self.cum_udp = cum_len, cum_udp
 
     def calls_of(self, g) -> list:
@@ -519,7 +530,7 @@ class _EspGroups:
 
     def drop_arrays(self) -> None:
         """Forget what only the classifier needs (the batch is smaller to hand over)."""
-        del self.members
+        del self.members, self.first
 
     def apply(self, g, tr, addrs_of, samples) -> None:
         """Apply group ``g`` to tracker ``tr``: what Tracker.esp does for each frame,
@@ -593,8 +604,14 @@ class _FlowGroups:
         self.first = idx[starts]
         self.starts = starts.tolist()
         self.ends = self.starts[1:] + [m]
+        self.key = list(zip(pr[starts].tolist(), lo[starts].tolist(), hi[starts].tolist()))
+        self._sorted = (new, starts, m, pr, addr, sp, dp, d, iplen, flags, ts, frame)
+
+    def prepare(self) -> None:
+        """What the applier needs besides the sorted frames (done by the applier: with
+        --jobs 2 that is the other process)."""
+        new, starts, m, pr, addr, sp, dp, d, iplen, flags, ts, frame = self._sorted
         self.proto = pr[starts].tolist()
-        self.key = list(zip(self.proto, lo[starts].tolist(), hi[starts].tolist()))
         self.addr = addr[starts].tolist()
         self.sport = sp[starts].tolist()
         self.dport = dp[starts].tolist()
@@ -631,6 +648,7 @@ class _FlowGroups:
                 (np.maximum.reduceat(np.where(d0 & ack, pos, -1), starts).tolist(),
                  np.maximum.reduceat(np.where(d1 & ack, pos, -1), starts).tolist()),
             )
+        del self._sorted
 
     def calls_of(self, g) -> list:
         """The decoder's calls for the frames of group ``g`` (position, method, arguments)."""
@@ -642,7 +660,7 @@ class _FlowGroups:
 
     def drop_arrays(self) -> None:
         """Forget what only the classifier needs (the batch is smaller to hand over)."""
-        del self.members, self._frames, self.key
+        del self.members, self._frames, self.key, self.first
 
     def apply(self, g, tr, addrs_of) -> None:
         """Apply group ``g``: the first frame of a new flow through Tracker.flow (which

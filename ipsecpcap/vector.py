@@ -519,6 +519,7 @@ class _EspGroups:
         self.total_len = (cum_len[last + 1] - cum_len[starts]).tolist()
         self.total_udp = (cum_udp[last + 1] - cum_udp[starts]).tolist()
         self.cum_len, self.cum_udp = cum_len, cum_udp
+        self.seq_l, self.frame_l = seq.tolist(), frame.tolist()  # for the rings of small groups
 
     def calls_of(self, g) -> list:
         """The decoder's calls for the frames of group ``g`` (position, method, arguments)."""
@@ -556,8 +557,9 @@ class _EspGroups:
         if en - a > 8:
             np.frombuffer(ring, dtype=np.int64)[self.seq_a[a:en] & 63] = self.frame_a[a:en]
         else:
-            for q, f in zip(self.seq_a[a:en].tolist(), self.frame_a[a:en].tolist()):
-                ring[q & 63] = f
+            seq, frame = self.seq_l, self.frame_l
+            for q in range(a, en):
+                ring[seq[q] & 63] = frame[q]
 
     def _slow(self, g, tr, addrs, k, s, samples) -> None:
         """Frame by frame (a new SA, its first packets, a sequence anomaly) until the

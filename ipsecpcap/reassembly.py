@@ -78,14 +78,6 @@ class Reassembler:
         self.completed += 1
         return bytes(buf), ent[3]
 
-    def copy(self) -> "Reassembler":
-        """An independent copy of the state (the fragments' bytes are shared: they never change)."""
-        c = type(self)(self.timeout, self.max_pending)
-        c.pending = {k: [e[0], dict(e[1]), e[2], e[3]] for k, e in self.pending.items()}
-        c.completed, c.expired, c.overlaps, c.oversized = self.completed, self.expired, self.overlaps, self.oversized
-        c._last_sweep = self._last_sweep
-        return c
-
     def _sweep(self, now: float) -> None:
         self._last_sweep = now
         old = [k for k, e in self.pending.items() if now - e[0] > self.timeout]

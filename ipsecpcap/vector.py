@@ -67,16 +67,12 @@ from __future__ import annotations
 import numpy as np
 
 from .decode import ETH_IPV4, ETH_IPV6, IKE_PORT, LINKTYPE_ETHERNET, NATT_PORT, VLAN_TPIDS, Decoder
-from .reassembly import Reassembler
 from .tracker import (FORCE, IPPROTO_ESP, TCP_DATA_FWD, TCP_FIN_FWD, TCP_FIN_REV, TCP_RST_FWD, TCP_RST_REV,
                       TCP_SYN_FWD, TCP_SYNACK_REV, _tcp_fwd, _tcp_rev)
 
 HEAD_BYTES = 50  # Ethernet 14 + IPv4 20 + UDP 8 + ESP SPI and sequence 8
 _COLS = np.arange(HEAD_BYTES, dtype=np.int64)
 BATCH = 1 << 15  # frames classified and applied together (see Classifier)
-
-# classes
-OTHER, ESP, FLOW, ISOLATED = 0, 1, 2, 3
 
 # TCP flags (RFC 9293 3.1) and the tracker's observations (see ipsecpcap.tracker)
 _FIN, _SYN, _RST, _ACK = 0x01, 0x02, 0x04, 0x10

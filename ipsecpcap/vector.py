@@ -412,6 +412,10 @@ class Applier:
         self.tracker = tracker
         self.counts: dict[str, int] = {}
         self._addrs: dict[int, bytes] = {}  # 64-bit address pair -> 8 bytes (a cache)
+        # the tracker's entries by the groups' own keys: an SA entry or a flow entry is
+        # created once and only ever updated in place, so these stay valid
+        self._sa_cache: dict[tuple, list] = {}  # (spi, address pair) -> SA entry
+        self._flow_cache: dict[tuple, tuple] = {}  # (proto, lo, hi) -> (flow entry, initiator's d)
 
     def apply(self, batch: Batch) -> None:
         tr = self.tracker
@@ -426,11 +430,12 @@ class Applier:
             flow_apply = flows.apply
         methods = {name: getattr(tr, name) for name in ("ah", "flow", "icmp_error", "keepalive", "truncated_ipsec")}
         addrs_of = self.addrs_of
+        sa_cache, flow_cache = self._sa_cache, self._flow_cache
         for kind, i in batch.todo.tolist():
             if kind == 1:
-                esp_apply(i, tr, addrs_of, samples)
+                esp_apply(i, tr, addrs_of, samples, sa_cache)
             elif kind == 2:
-                flow_apply(i, tr, addrs_of)
+                flow_apply(i, tr, addrs_of, flow_cache)
             else:
                 name, args = calls[i]
                 if name == "esp":
@@ -529,13 +534,17 @@ class _EspGroups:
         """Forget what only the classifier needs (the batch is smaller to hand over)."""
         del self.members, self.first
 
-    def apply(self, g, tr, addrs_of, samples) -> None:
+    def apply(self, g, tr, addrs_of, samples, cache) -> None:
         """Apply group ``g`` to tracker ``tr``: what Tracker.esp does for each frame,
         in one update when the group is the SA's next run in order (``seq == top + 1``
-        and consecutive)."""
-        addrs = addrs_of(self.addr[g])
-        k = (IPPROTO_ESP, self.spi[g], addrs)
-        s = tr.sas.get(k)
+        and consecutive).  ``cache``: SA entries by (spi, address pair)."""
+        ck = (self.spi[g], self.addr[g])
+        s = cache.get(ck)
+        if s is None:
+            addrs = addrs_of(self.addr[g])
+            s = tr.sas.get((IPPROTO_ESP, self.spi[g], addrs))
+            if s is not None:
+                cache[ck] = s
         if s is not None and self.lastbad[g] < 0 and self.first_seq[g] == s[13] + 1 and s[13] != FORCE:
             st, en = self.starts[g], self.ends[g]
             s[0] += en - st
@@ -546,7 +555,8 @@ class _EspGroups:
             s[13] = self.last_seq[g]
             self._ring(s[14], max(st, en - 64), en)
         else:
-            self._slow(g, tr, addrs, k, s, samples)
+            addrs = addrs_of(self.addr[g])
+            self._slow(g, tr, addrs, (IPPROTO_ESP, self.spi[g], addrs), s, samples)
 
     def _ring(self, ring, a, en) -> None:
         """The anti-replay ring: the frames of the last (up to) 64 numbers, at seq & 63."""
@@ -658,12 +668,29 @@ class _FlowGroups:
 
     def drop_arrays(self) -> None:
         """Forget what only the classifier needs (the batch is smaller to hand over)."""
-        del self.members, self._frames, self.key, self.first
+        del self.members, self._frames, self.first
 
-    def apply(self, g, tr, addrs_of) -> None:
+    def apply(self, g, tr, addrs_of, cache) -> None:
         """Apply group ``g``: the first frame of a new flow through Tracker.flow (which
-        decides who initiated it), then the rest added per direction."""
-        proto, addrs, sport, dport = self.proto[g], addrs_of(self.addr[g]), self.sport[g], self.dport[g]
+        decides who initiated it), then the rest added per direction.  ``cache``:
+        (flow entry, the d of the initiator's frames) by (proto, lo, hi)."""
+        proto = self.proto[g]
+        hit = cache.get(self.key[g])
+        if hit is not None:
+            f, fd = hit
+            if self.d[g] == fd:  # the first frame came from the initiator
+                f[0] += 1
+                f[2] += self.first_len[g]
+                if proto == 6:
+                    f[8] |= _tcp_fwd(self.first_flags[g], f[8])
+            else:
+                f[1] += 1
+                f[3] += self.first_len[g]
+                if proto == 6:
+                    f[8] |= _tcp_rev(self.first_flags[g])
+            self._rest(g, f, fd, proto)
+            return
+        addrs, sport, dport = addrs_of(self.addr[g]), self.sport[g], self.dport[g]
         flows = tr.flows
         fd = self.d[g]  # the direction of the first frame: 1 if its source is the higher endpoint
         f = flows.get((proto, addrs, sport, dport))
@@ -672,12 +699,13 @@ class _FlowGroups:
             if f is None:  # a new flow
                 tr.flow(self.first_frame[g], self.first_ts[g], proto, addrs, sport, dport, self.first_len[g],
                         self.first_flags[g] if proto == 6 else 0, None)
-                if self.ends[g] - self.starts[g] == 1:
-                    return
                 f = flows.get((proto, addrs, sport, dport))
                 if f is None:
                     f = flows[(proto, addrs[4:] + addrs[:4], dport, sport)]
                     fd = 1 - fd
+                cache[self.key[g]] = (f, fd)
+                if self.ends[g] - self.starts[g] == 1:
+                    return
             else:
                 fd = 1 - fd  # the first frame came from the responder
                 f[1] += 1
@@ -690,6 +718,12 @@ class _FlowGroups:
             if proto == 6:
                 f[8] |= _tcp_fwd(self.first_flags[g], f[8])
         # fd is now 1 if the frames with d == 1 are the initiator's
+        cache[self.key[g]] = (f, fd)
+        self._rest(g, f, fd, proto)
+
+    def _rest(self, g, f, fd, proto) -> None:
+        """The frames of group ``g`` after its first, added to flow entry ``f``
+        (``fd``: 1 if the frames with d == 1 are the initiator's)."""
         if fd:
             f[0] += self.n1[g]
             f[1] += self.n0[g]

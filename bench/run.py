@@ -123,9 +123,13 @@ def generate(path: str, count: int, *extra: str) -> str:
     return path
 
 
+CONF_DIRS: list[str] = []  # tshark configuration directories made, removed at the end
+
+
 def tshark_env(esp_sa: str | None) -> dict:
     """tshark with an empty private configuration (and the given esp_sa table)."""
     conf = tempfile.mkdtemp(prefix="ipsecpcap-bench-ws-")
+    CONF_DIRS.append(conf)
     if esp_sa:
         shutil.copy(esp_sa, os.path.join(conf, "esp_sa"))
     return dict(os.environ, WIRESHARK_CONFIG_DIR=conf, XDG_CONFIG_HOME=conf, HOME=conf)
@@ -202,6 +206,8 @@ def main() -> None:
                        "-e", "frame.number", "-e", "ip.src", "-e", "ip.dst", "-e", "udp.dstport"],
                       env=tshark_env(enc + ".esp_sa"))
     finally:
+        for conf in CONF_DIRS:
+            shutil.rmtree(conf, ignore_errors=True)
         if not args.keep:
             for p in made:
                 if os.path.exists(p):

@@ -129,6 +129,12 @@ class Analysis:
         return ike_tables(self.tracker, self.keys)
 
     @property
+    def ike_view(self) -> IkeView:
+        """The IKE side as the tables were built from it: the IKE SA groups and each
+        message's payloads, decrypted ones included (for rules that look at payloads)."""
+        return self._ike
+
+    @property
     def exchanges(self) -> list[ExchangeRow]:
         return self._ike.exchanges
 

@@ -19,13 +19,11 @@ FAIL_ON = SEVERITIES + ("never",)
 
 
 def _table_rows(findings: list[FindingRow]) -> list[dict]:
-    from .output import _ts_text
-
     rows = []
     for f in findings:
         frames = ",".join(map(str, f.frames[:5])) + (f",... ({f.frame_count})" if f.frame_count > 5 else "")
         rows.append({"severity": f.severity, "rule": f.rule,
-                     "first_seen": _ts_text(f.first_seen) if f.first_seen is not None else "",
+                     "first_seen": f.first_seen,  # render_rows writes it as a UTC time
                      "src": f.src, "dst": f.dst, "proto": f.proto, "port": f.port, "spi": f.spi,
                      "frames": frames, "detail": f.detail})
     return rows

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import yaml
 
@@ -100,7 +100,6 @@ class Protected:
 class Policy:
     protected: tuple[Protected, ...] = ()
     source: str | None = None  # the file it came from
-    raw: dict = field(default_factory=dict, compare=False)
 
     def entry_for(self, *addrs: str | None) -> Protected | None:
         """The first entry that covers any of ``addrs`` (in the order given)."""
@@ -185,7 +184,7 @@ def parse_policy(text: str, name: str = "<policy>") -> Policy:
         allow = tuple(_port(n, fail) for n in _list(m["allow_ports"][1], fail, "allow_ports")) \
             if "allow_ports" in m else ()
         entries.append(Protected(ename, hosts, require, tuple(exempt), pfs, allow, item.start_mark.line + 1))
-    return Policy(tuple(entries), name, yaml.safe_load(text))
+    return Policy(tuple(entries), name)
 
 
 def _mapping(node, fail) -> dict:

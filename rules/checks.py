@@ -226,7 +226,7 @@ def no_master_key_pfs(ctx):
 # ---------------------------------------------------------------------------- reuse
 def _values(ctx, names: tuple[str, ...]):
     """(value bytes) -> list of (exchange, event) for every payload named ``names``."""
-    view = ctx.analysis._ike
+    view = ctx.analysis.ike_view
     seen: dict[bytes, dict[tuple, tuple]] = defaultdict(dict)
     for sa in view.sas:
         for x in group_exchanges(sa):
@@ -460,18 +460,24 @@ def signed_not_encrypted(ctx):
 
 
 # ---------------------------------------------------------------------------- algorithms
-def _weak_items(params, enc, integ, prf, dh):
+def _weak_items(params, enc, integ, prf, dh) -> list[tuple[str, str]]:
+    """The weak choices, each as (text for the finding, the key ``high``/``child_exclude`` name it by):
+    ("encryption 3des-cbc", "3des-cbc"), ("DH group 2", "group 2")."""
     items = []
     for name, value, table in (("encryption", enc, "enc"), ("integrity", integ, "integ"), ("PRF", prf, "prf")):
         if value is None:
             continue
         for weak in params.get(table, []):
             if value == weak or value.startswith(weak + "-"):
-                items.append(f"{name} {value}")
+                items.append((f"{name} {value}", value))
                 break
     if dh is not None and int(dh) in params.get("dh_groups", []):
-        items.append(f"DH group {dh}")
+        items.append((f"DH group {dh}", f"group {dh}"))
     return items
+
+
+def _weak_severity(items, high) -> dict:
+    return {"severity": "high"} if any(key in high for _, key in items) else {}
 
 
 @check
@@ -482,40 +488,40 @@ def weak_crypto(ctx):
     for r in a.ike:
         items = _weak_items(p, r.enc, r.integ, r.prf, r.dh_group)
         if r.version == 1 and r.integ in p.get("ikev1_hash", []):
-            items.append(f"hash {r.integ}")
+            items.append((f"hash {r.integ}", r.integ))
         if not items:
             continue
         sa_id = f"{r.ispi}/{r.rspi}"
-        sev = "high" if any(i.split(" ", 1)[1] in high for i in items) else None
+        texts = [t for t, _ in items]
         out.append({
             "detail": f"IKEv{r.version} SA {sa_id} ({r.initiator} <-> {r.responder}) was negotiated with "
-                      f"{', '.join(items)}.",
+                      f"{', '.join(texts)}.",
             "frames": [r.first_frame, r.established_frame or r.last_frame], "first_seen": r.first_seen,
             "last_seen": r.last_seen, "capture": r.capture, "src": r.initiator, "dst": r.responder,
-            "proto": f"ikev{r.version}", "ike_sa": sa_id, "evidence": {"weak": items, "kind": "ike"},
-            **({"severity": sev} if sev else {}),
+            "proto": f"ikev{r.version}", "ike_sa": sa_id, "evidence": {"weak": texts, "kind": "ike"},
+            **_weak_severity(items, high),
         })
     pairs = defaultdict(list)
     for r in a.sas:
         pairs[r.child_sa or (r.protocol, r.spi, r.src, r.dst)].append(r)
     dh_of = {c.id: c.dh_group for c in a.child_sas}
+    skip = set(p.get("child_exclude", []))  # e.g. ESP NULL: the rule esp_null_encryption's
     for key, rows in pairs.items():
         r = rows[0]
         dh = dh_of.get(key) if isinstance(key, str) else None
-        skip = set(p.get("child_exclude", []))  # e.g. ESP NULL: the rule esp_null_encryption's
-        items = [i for i in _weak_items(p, r.enc, r.integ, None, dh) if i.split(" ", 1)[1] not in skip]
+        items = [(t, k) for t, k in _weak_items(p, r.enc, r.integ, None, dh) if k not in skip]
         if not items:
             continue
-        sev = "high" if any(i.split(" ", 1)[1] in high for i in items) else None
+        texts = [t for t, _ in items]
         spis = ",".join(x.spi for x in rows)
         first, last = _span(*(x.first_seen for x in rows), *(x.last_seen for x in rows))
         out.append({
-            "detail": f"{r.protocol.upper()} SA {spis} ({r.src} <-> {r.dst}) uses {', '.join(items)}"
+            "detail": f"{r.protocol.upper()} SA {spis} ({r.src} <-> {r.dst}) uses {', '.join(texts)}"
                       f" ({'from the key that verified it' if r.key else 'as negotiated'}).",
             "frames": [f for x in rows for f in (x.first_frame, x.last_frame)], "first_seen": first,
             "last_seen": last, "capture": r.capture, "src": r.src, "dst": r.dst, "proto": r.protocol,
-            "spi": spis, "ike_sa": r.ike_sa, "evidence": {"weak": items, "kind": "child"},
-            **({"severity": sev} if sev else {}),
+            "spi": spis, "ike_sa": r.ike_sa, "evidence": {"weak": texts, "kind": "child"},
+            **_weak_severity(items, high),
         })
     return out
 
@@ -548,7 +554,7 @@ V1_ANSWERED = (2, 4, 32)  # IKEv1 Main Mode, Aggressive Mode, Quick Mode: each m
 @check
 def ike_negotiation_failed(ctx):
     a = ctx.analysis
-    view = a._ike
+    view = a.ike_view
     p = ctx.params
     recovered_ok = set(p.get("recoverable", []))
     established = {f"{r.ispi}/{r.rspi}": r.established for r in a.ike}

@@ -137,8 +137,12 @@ def _load_rule_file(path: Path) -> Rule:
     except (OSError, UnicodeDecodeError) as e:
         raise RuleError(f"{name}: cannot read: {getattr(e, 'strerror', None) or e}") from None
     try:
-        node = yaml.compose(text, Loader=_LOADER)
-        data = yaml.load(text, Loader=_LOADER)
+        loader = _LOADER(text)  # one parse: the node tree (for line numbers) and the data from it
+        try:
+            node = loader.get_single_node()
+            data = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 1

@@ -198,13 +198,7 @@ class DeepDecoder:
                 st.key = key
                 st.esn = key.esn
                 self.crypto.bound.setdefault(id(key), set()).add((50, spi, addrs))
-            if verdict == "ok":
-                st.decrypted += 1
-            elif verdict == "integrity_failure":
-                st.integrity_failures += 1
-            else:
-                st.other_failures += 1
-                st.failures_by_kind["tshark_undecoded"] = st.failures_by_kind.get("tshark_undecoded", 0) + 1
+            self.crypto.count(st, "tshark_undecoded" if verdict == "undecoded" else verdict)
         return verdict
 
     # ------------------------------------------------------------ after the run

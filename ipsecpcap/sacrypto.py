@@ -172,7 +172,7 @@ class SaCrypto:
             alt = st.cipher.open(esp, st.seq_hi + 1)
             if alt.status == "ok":
                 st.esn, hi, res = True, st.seq_hi + 1, alt
-        self._count(st, res.status)
+        self.count(st, res.status)
         if res.status == "ok":
             self._advance(st, seq, hi)
         return res
@@ -196,7 +196,8 @@ class SaCrypto:
                 return True
         return False
 
-    def _count(self, st: SaState, status: str) -> None:
+    def count(self, st: SaState, status: str) -> None:
+        """Count one packet's outcome on its SA (also for verdicts another engine reached)."""
         if status == "ok":
             st.decrypted += 1
         elif status == "integrity_failure":
@@ -220,7 +221,7 @@ class SaCrypto:
                 return None
         hi = self._seq_hi(st, seq)
         ok = ah_icv_ok(st.key, ip_packet, ah_off, hi)
-        self._count(st, "ok" if ok else "integrity_failure")
+        self.count(st, "ok" if ok else "integrity_failure")
         if ok:
             self._advance(st, seq, hi)
         return ok

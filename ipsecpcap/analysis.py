@@ -128,6 +128,14 @@ class Analysis:
     def _ike(self) -> IkeView:
         return ike_tables(self.tracker, self.keys)
 
+    @cached_property
+    def cleartext_esp(self) -> set[tuple[str, str, str]]:
+        """ESP SA directions ("0x<spi>", src, dst) whose first packet reads as NULL-encrypted
+        (:mod:`ipsecpcap.nullesp`): for SAs whose algorithm no key or negotiation tells."""
+        from .nullesp import cleartext_sas
+
+        return cleartext_sas(self.tracker.esp_samples)
+
     @property
     def ike_view(self) -> IkeView:
         """The IKE side as the tables were built from it: the IKE SA groups and each

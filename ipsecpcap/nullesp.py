@@ -76,3 +76,16 @@ def _inner_ok(nh: int, inner: bytes, inner_len: int) -> bool:
     if nh == IPPROTO_ICMPV6:
         return len(inner) >= 8 and inner[0] in (1, 2, 3, 4, 128, 129, 133, 134, 135, 136, 137) and inner_len >= 8
     return False
+
+
+def cleartext_sas(esp_samples: dict) -> set[tuple[str, str, str]]:
+    """The ESP SA directions, as ("0x<spi>", src, dst) in the tables' spelling, whose first
+    packet (``Tracker.esp_samples``) reads as NULL-encrypted ESP."""
+    from .ikesa import addr_text, split
+
+    out = set()
+    for (_proto, spi, addrs), sample in esp_samples.items():
+        if looks_like_null_esp(*sample):
+            src, dst = split(addrs)
+            out.add((f"0x{spi:08x}", addr_text(src), addr_text(dst)))
+    return out

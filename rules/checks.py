@@ -10,11 +10,9 @@ parse packets.  Thresholds and algorithm lists are the rule file's
 """
 from __future__ import annotations
 
-import socket
 from collections import Counter, defaultdict
 
 from ..ikesa import addr_text, group_exchanges, split
-from ..nullesp import looks_like_null_esp
 
 CHECKS = {}
 
@@ -276,13 +274,6 @@ def nonce_reused(ctx):
     return _reuse(ctx, ("Nonce", "NONCE"), "nonce")
 
 
-def _ip(text):
-    try:
-        return socket.inet_pton(socket.AF_INET6 if ":" in text else socket.AF_INET, text)
-    except (OSError, TypeError):
-        return None
-
-
 @check
 def key_material_reused(ctx):
     a = ctx.analysis
@@ -387,11 +378,8 @@ def manual_keying(ctx):
 def null_esp_sas(analysis) -> dict[tuple, str]:
     """ESP SA directions (spi, src, dst) -> how NULL encryption is known:
     ``negotiated`` / ``key`` (the SA's algorithm is NULL) or ``heuristic``
-    (its first packet parses as cleartext: :func:`ipsecpcap.nullesp.looks_like_null_esp`)."""
-    samples = {}
-    for (proto, spi, addrs), sample in analysis.tracker.esp_samples.items():
-        src, dst = split(addrs)
-        samples[(f"0x{spi:08x}", addr_text(src), addr_text(dst))] = sample
+    (its first packet reads as cleartext: ``Analysis.cleartext_esp``)."""
+    cleartext = analysis.cleartext_esp
     out = {}
     for r in analysis.sas:
         if r.protocol != "esp":
@@ -400,9 +388,7 @@ def null_esp_sas(analysis) -> dict[tuple, str]:
         if r.enc is not None:
             if r.enc.startswith("null") and r.enc != "null-aes-gmac":
                 out[k] = "key" if r.key else "negotiated"
-            continue
-        sample = samples.get(k)
-        if sample is not None and looks_like_null_esp(*sample):
+        elif k in cleartext:
             out[k] = "heuristic"
     return out
 

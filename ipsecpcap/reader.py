@@ -33,9 +33,15 @@ import struct
 import sys
 import zlib
 from dataclasses import dataclass
+from functools import cached_property
 from typing import BinaryIO, Iterator
 
 import numpy as np
+
+try:  # the record walk in C (ipsecpcap/_walk.c), built with the package where a compiler was found
+    from . import _walk as _cwalk
+except ImportError:  # pragma: no cover - depends on the build
+    _cwalk = None
 
 __all__ = ["Block", "CaptureError", "CaptureReader", "open_capture"]
 
@@ -105,6 +111,41 @@ class Block:
     def linktype(self, i: int) -> int:
         lt = self.linktypes
         return lt if isinstance(lt, int) else lt[i]
+
+
+class ArrayBlock(Block):
+    """A :class:`Block` of classic-pcap records made from numpy arrays: the
+    per-record lists are built on first use only (the vectorised fast path never
+    asks for most of them; ``tolist`` of a million entries is not free)."""
+
+    def __init__(self, data: bytes, linktype: int, first_frame: int, offs, caps, origs, ts):
+        for name, value in (("data", data), ("linktypes", linktype), ("bad", []), ("arrays", (offs, caps, ts))):
+            object.__setattr__(self, name, value)
+        self.__dict__["first_frame"] = first_frame
+        self.__dict__["_origs"] = origs
+
+    @cached_property
+    def offsets(self) -> list[int]:
+        return self.arrays[0].tolist()
+
+    @cached_property
+    def caplens(self) -> list[int]:
+        return self.arrays[1].tolist()
+
+    @cached_property
+    def origlens(self) -> list[int]:
+        return self._origs.tolist()
+
+    @cached_property
+    def ts(self) -> list[float]:
+        return self.arrays[2].tolist()
+
+    @cached_property
+    def frames(self) -> list[int]:
+        return list(range(self.first_frame, self.first_frame + len(self.arrays[0])))
+
+    def frame_array(self) -> np.ndarray:
+        return np.arange(self.first_frame, self.first_frame + len(self.arrays[0]), dtype=np.int64)
 
 
 def _bad_block(bad: list[tuple[int, str, str]], linktype: int | None) -> Block:
@@ -262,7 +303,10 @@ class _Pcap:
         self._caplen = struct.Struct(order + ("8xI4x" if hs == 16 else "8xI12x")).unpack_from
         self._u32x4 = np.dtype(order + "u4")
         self._hs = hs
+        self._big = order == ">"
         self._divisor = divisor
+        # the C walk unless IPSECPCAP_PUREWALK is set (tests compare both)
+        self.use_c = _cwalk is not None and not os.environ.get("IPSECPCAP_PUREWALK")
         self._warnings = warnings
         self.frames = 0
         self.base = 0  # stream offset of the buffer being walked (set by the reader)
@@ -272,18 +316,41 @@ class _Pcap:
         """Records that lie wholly in ``buf[pos:]``; returns (block, first unread position, fatal).
 
         The hot loop of the whole reader, and inherently sequential: where a
-        record starts depends on the length of the one before.  So the loop
-        does the least it can -- one ``unpack_from`` of the captured length
-        and one append per record -- and numpy then gathers every header
-        field at once from the offsets found (a 16-byte row per record,
-        viewed as four 32-bit integers in the file's byte order).  This is
-        twice as fast as unpacking the four fields in the loop, and the
-        timestamps are the same floats (``sec + sub / div`` in IEEE double,
-        as dpkt and the pcap spec compute them).  No length check per record:
-        a buffer never holds more than ``MAX_RECORD`` bytes, and a header
-        whose packet runs past the end of the buffer is taken back below
-        (``unit_length`` judges it).  The struct.error at the end of the
-        buffer stops the loop.
+        record starts depends on the length of the one before.  It runs in C
+        (:mod:`ipsecpcap._walk`, 100x faster) where the package was built with
+        it, else in Python (:meth:`walk_py`); both give the same arrays.  No
+        length check per record: a buffer never holds more than
+        ``MAX_RECORD`` bytes, and a record whose packet runs past the end of
+        the buffer is left for the caller (``unit_length`` judges it).
+        """
+        if self.use_c:
+            cap = (len(buf) - pos) // self._hs + 1 if pos < len(buf) else 1
+            offs, cl, ol = np.empty(cap, np.int64), np.empty(cap, np.int64), np.empty(cap, np.int64)
+            ts = np.empty(cap, np.float64)
+            n, pos = _cwalk.walk(buf, pos, self._hs, self._big, self._divisor, offs, cl, ol, ts)
+            if not n:
+                return None, pos, False
+            offs, cl, ol, ts = offs[:n].copy(), cl[:n].copy(), ol[:n].copy(), ts[:n].copy()
+        else:
+            got = self.walk_py(buf, pos)
+            if got[0] is None:
+                return None, got[1], False
+            (offs, cl, ol, ts), pos = got
+        first = self.frames + 1
+        self.frames += len(offs)
+        return ArrayBlock(buf, self.linktype, first, offs, cl, ol, ts), pos, False
+
+    def walk_py(self, buf: bytes, pos: int) -> tuple:
+        """The walk in Python: ((offsets, caplens, origlens, ts) arrays, next position),
+        or (None, position) when no whole record is left.
+
+        The loop does the least it can -- one ``unpack_from`` of the captured
+        length and one append per record -- and numpy then gathers every
+        header field at once from the offsets found (a 16-byte row per
+        record, viewed as four 32-bit integers in the file's byte order);
+        the timestamps are the same floats (``sec + sub / div`` in IEEE
+        double, as dpkt and the pcap spec compute them).  The struct.error
+        at the end of the buffer stops the loop.
         """
         starts: list[int] = []
         a_start = starts.append
@@ -299,17 +366,12 @@ class _Pcap:
         if pos > len(buf):  # the last header fitted but its packet bytes did not
             pos = starts.pop()
         if not starts:
-            return None, pos, False
+            return None, pos
         heads = np.array(starts, dtype=np.int64)
         rows = np.frombuffer(buf, dtype=np.uint8)[heads[:, None] + _ROW16]
         sec, sub, cl, ol = rows.view(self._u32x4).T
-        offs = heads + hs
-        cl = cl.astype(np.int64)
         ts = sec.astype(np.float64) + sub / self._divisor
-        first = self.frames + 1
-        self.frames += len(starts)
-        return Block(buf, offs.tolist(), cl.tolist(), ol.tolist(), ts.tolist(), self.linktype,
-                     list(range(first, first + len(starts))), [], (offs, cl, ts)), pos, False
+        return (heads + hs, cl.astype(np.int64), ol.astype(np.int64), ts), pos
 
     def _bad_length(self, frame: int, caplen: int) -> tuple[int, str, str]:
         self._warnings.append(

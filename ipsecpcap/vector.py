@@ -67,12 +67,13 @@ from __future__ import annotations
 import numpy as np
 
 from .decode import ETH_IPV4, ETH_IPV6, IKE_PORT, LINKTYPE_ETHERNET, NATT_PORT, VLAN_TPIDS, Decoder
+from .reader import _cwalk
 from .tracker import (FORCE, IPPROTO_ESP, TCP_DATA_FWD, TCP_FIN_FWD, TCP_FIN_REV, TCP_RST_FWD, TCP_RST_REV,
                       TCP_SYN_FWD, TCP_SYNACK_REV, _tcp_fwd, _tcp_rev)
 
 HEAD_BYTES = 50  # Ethernet 14 + IPv4 20 + UDP 8 + ESP SPI and sequence 8
 _COLS = np.arange(HEAD_BYTES, dtype=np.int64)
-BATCH = 1 << 15  # frames classified and applied together (see Classifier)
+BATCH = 1 << 17  # frames grouped and applied together (see Classifier); memory ~50 bytes each
 
 # TCP flags (RFC 9293 3.1) and the tracker's observations (see ipsecpcap.tracker)
 _FIN, _SYN, _RST, _ACK = 0x01, 0x02, 0x04, 0x10
@@ -123,15 +124,22 @@ def classify(rows, caps) -> Classes:
 
 
 def gather(block):
-    """(rows, offsets, caplens, ts) of a block: the first HEAD_BYTES bytes of each record."""
+    """(rows, offsets, caplens, ts) of a block: the first HEAD_BYTES bytes of each record
+    (past the end of the buffer: zeros or junk, never used: the tests look at caplens)."""
     if block.arrays is not None:
         offs, caps, ts = block.arrays
     else:
         offs = np.array(block.offsets, dtype=np.int64)
         caps = np.array(block.caplens, dtype=np.int64)
         ts = np.array(block.ts, dtype=np.float64)
-    raw = np.frombuffer(block.data, dtype=np.uint8)
-    return raw.take(offs[:, None] + _COLS, mode="clip"), offs, caps, ts  # past a short record: junk, unused
+    rows = np.empty((len(offs), HEAD_BYTES), dtype=np.uint8)
+    if _cwalk is not None:
+        _cwalk.heads(block.data, offs, HEAD_BYTES, rows)
+    else:  # column by column: an index array of n entries, not n * HEAD_BYTES
+        raw = np.frombuffer(block.data, dtype=np.uint8)
+        for c in range(HEAD_BYTES):
+            raw.take(offs + c, mode="clip", out=rows[:, c])
+    return rows, offs, caps, ts
 
 
 def _flow_key(proto: int, addrs: bytes, sport: int, dport: int):
@@ -233,43 +241,92 @@ class Classifier:
         self.decoder = _RecordingDecoder(self.recorder)
         self.reasm = self.decoder.reasm
         self.max_ts = float("-inf")  # the latest timestamp of every frame so far
-        self._parts: list[tuple] = []  # (block, rows, offsets, caplens, ts, frames) waiting
-        self._pending = 0  # frames in self._parts
+        self._pending = 0  # frames taken since the last batch
+        self._start_batch()
         # frames decoded in batches / frame by frame (whole blocks), groups of a batch
         # turned into calls because another frame shares their key
         self.stats = {"bulk_frames": 0, "frame_frames": 0, "batches": 0, "conflict_groups": 0}
 
     def add(self, block) -> list[Batch]:
         """Take one block; returns the batches that are complete (none, one or two)."""
-        n = len(block.offsets)
+        n = len(block.arrays[0]) if block.arrays is not None else len(block.offsets)
         if n and block.linktypes == LINKTYPE_ETHERNET:
-            if block.arrays is not None:
-                ts = block.arrays[2]
-            else:
-                ts = np.array(block.ts, dtype=np.float64)
+            ts = block.arrays[2] if block.arrays is not None else np.array(block.ts, dtype=np.float64)
             if ts[0] >= self.max_ts and not (ts[1:] < ts[:-1]).any():
                 self.max_ts = float(ts[-1])
-                frames = block.frames
-                if frames[-1] - frames[0] == n - 1:
-                    fr = np.arange(frames[0], frames[0] + n, dtype=np.int64)
-                else:
-                    fr = np.array(frames, dtype=np.int64)
-                rows, offs, caps, ts = gather(block)
-                self._parts.append((block, rows, offs, caps, ts, fr))
-                self._pending += n
+                self._classify_block(block)
                 return [self.flush()] if self._pending >= self.batch else []
         # timestamps out of order, another link type, no record: frame by frame
-        out = [self.flush()] if self._parts else []
+        out = [self.flush()] if self._pending else []
         out.append(self._frame_by_frame(block))
         if block.ts:
             self.max_ts = max(self.max_ts, max(block.ts))
         return out
 
-    def _frame_by_frame(self, block) -> Batch:
+    def _classify_block(self, block) -> None:
+        """Steps 1 and 2 for one block, at once (so the batch does not keep the block's
+        buffer): classify, decode the other frames into calls, keep the fields of the
+        ESP and flow frames (and the first packet of each new ESP SA)."""
+        base = self._pending  # batch position of the block's first frame
+        rows, offs, caps, ts = gather(block)
+        n = len(offs)
+        frame_array = getattr(block, "frame_array", None)
+        frames = frame_array() if frame_array is not None else np.array(block.frames, dtype=np.int64)
+        self._pending += n
+        counts = self._counts
+        for frame, kind, detail in block.bad:
+            cat = f"malformed:{kind}:record"
+            counts[cat] = counts.get(cat, 0) + 1
+        c = classify(rows, caps)
+        tot, avail, proto, sport, dport, uend, esp_udp, is_esp, is_flow = (
+            c.tot, c.avail, c.proto, c.sport, c.dport, c.uend, c.esp_udp, c.is_esp, c.is_flow)
+        other = np.flatnonzero(~(is_esp | is_flow))
+
+        # ---- decode the other frames, recording the calls
         rec = self.recorder
-        rec.calls = []
-        rec.samples = {}
-        rec.esp_keys = set()
+        frame_fn = self.decoder.frame
+        data = block.data
+        for i, o, cl, t, fr in zip(other.tolist(), offs[other].tolist(), caps[other].tolist(),
+                                   ts[other].tolist(), frames[other].tolist()):
+            rec.pos = base + i
+            cat = frame_fn(LINKTYPE_ETHERNET, data, o, o + cl, t, fr)
+            counts[cat] = counts.get(cat, 0) + 1
+
+        a64 = np.ascontiguousarray(rows[:, 26:34]).view(">u8").ravel()
+        i = np.flatnonzero(is_esp)
+        if len(i):
+            u = esp_udp[i]
+            r = rows[i]
+            spi = np.where(u, _be32(r, 42), _be32(r, 34))
+            addr = a64[i]
+            self._esp.append((i + base, spi, addr, np.where(u, _be32(r, 46), _be32(r, 38)), tot[i], u, ts[i],
+                              frames[i]))
+            # the first packet of every new SA (from the SPI to the end captured), for esp_sample
+            order = np.lexsort((addr, spi))  # stable: frame order within a key
+            s_spi, s_addr = spi[order], addr[order]
+            new = np.ones(len(order), dtype=bool)
+            new[1:] = (s_spi[1:] != s_spi[:-1]) | (s_addr[1:] != s_addr[:-1])
+            first = np.sort(order[new])  # each SA's first frame in this block, in frame order
+            samples, seen = rec.samples, self.seen
+            for j, f in zip(first.tolist(), i[first].tolist()):
+                k = (IPPROTO_ESP, int(spi[j]), int(addr[j]).to_bytes(8, "big"))
+                if k in seen:
+                    continue
+                seen.add(k)
+                old = samples.get(k)
+                if old is None or old[0] > base + f:
+                    q = int(offs[f]) + 34 + (8 if esp_udp[f] else 0)
+                    end = int(offs[f]) + 34 + int(uend[f] if esp_udp[f] else avail[f])
+                    samples[k] = (base + f, data[q:end])
+            counts["analysed:esp"] = counts.get("analysed:esp", 0) + len(i)
+        i = np.flatnonzero(is_flow)
+        if len(i):
+            self._flow.append((i + base, proto[i].astype(np.int64), a64[i], sport[i], dport[i], tot[i],
+                               rows[i, 47].astype(np.int64), ts[i], frames[i]))
+            counts["analysed:ip"] = counts.get("analysed:ip", 0) + len(i)
+
+    def _frame_by_frame(self, block) -> Batch:
+        rec = self.recorder  # empty: the batch before was flushed
         counts = {}
         for frame, kind, detail in block.bad:
             cat = f"malformed:{kind}:record"
@@ -289,91 +346,54 @@ class Classifier:
         b.frames = len(block.offsets)
         self.seen |= rec.esp_keys
         self.stats["frame_frames"] += b.frames
+        self._start_batch()
         return b
 
-    def flush(self) -> Batch | None:
-        """Classify the blocks waiting; None if there are none."""
-        parts = self._parts
-        if not parts:
-            return None
-        self._parts = []
-        n = self._pending
-        self._pending = 0
-        batch = Batch()
-        batch.frames = n
-        counts = batch.counts
-        for p in parts:
-            for frame, kind, detail in p[0].bad:
-                cat = f"malformed:{kind}:record"
-                counts[cat] = counts.get(cat, 0) + 1
-        rows = np.concatenate([p[1] for p in parts]) if len(parts) > 1 else parts[0][1]
-        offs, caps, ts, frames = (np.concatenate([p[c] for p in parts]) for c in (2, 3, 4, 5))
-        bases = np.cumsum([0] + [len(p[2]) for p in parts])
-        part_of = np.repeat(np.arange(len(parts)), np.diff(bases))
-
-        c = classify(rows, caps)
-        tot, avail, proto, sport, dport, uend, esp_udp, is_esp, is_flow = (
-            c.tot, c.avail, c.proto, c.sport, c.dport, c.uend, c.esp_udp, c.is_esp, c.is_flow)
-        other = np.flatnonzero(~(is_esp | is_flow))
-
-        # ---- decode the other frames, recording the calls
+    def _start_batch(self) -> None:
         rec = self.recorder
         rec.calls = []
         rec.samples = {}
         rec.esp_keys = set()
         rec.flow_keys = set()
-        frame_fn = self.decoder.frame
-        for i, k in zip(other.tolist(), part_of[other].tolist()):
-            b = parts[k][0]
-            j = i - int(bases[k])
-            o = b.offsets[j]
-            rec.pos = i
-            cat = frame_fn(LINKTYPE_ETHERNET, b.data, o, o + b.caplens[j], b.ts[j], b.frames[j])
-            counts[cat] = counts.get(cat, 0) + 1
+        self._esp: list[tuple] = []  # per block: the fields of its ESP frames
+        self._flow: list[tuple] = []  # per block: the fields of its TCP / UDP flow frames
+        self._counts: dict = {}
+        self._pending = 0
+
+    def flush(self) -> Batch | None:
+        """Steps 3 and 4 for the blocks taken since the last batch; None if there are none."""
+        n = self._pending
+        if not n:
+            return None
+        batch = Batch()
+        batch.frames = n
+        batch.counts = self._counts
+        rec = self.recorder
         calls = rec.calls
         samples = rec.samples
         bad_sas = {(spi, int.from_bytes(a, "big")) for p, spi, a in rec.esp_keys if len(a) == 8}
         bad_flows = rec.flow_keys
+        esp_parts, flow_parts = self._esp, self._flow
+        self.seen |= rec.esp_keys
 
         # ---- group; a group whose key another frame touches becomes calls
-        a64 = np.ascontiguousarray(rows[:, 26:34]).view(">u8").ravel()
         pos, kinds, ids = [], [], []
-        i = np.flatnonzero(is_esp)
-        if len(i):
-            u = esp_udp[i]
-            r = rows[i]
-            esp = _EspGroups(i, np.where(u, _be32(r, 42), _be32(r, 34)), a64[i],
-                             np.where(u, _be32(r, 46), _be32(r, 38)), tot[i], u, ts[i], frames[i])
+        if esp_parts:
+            esp = _EspGroups(*(np.concatenate(c) for c in zip(*esp_parts)))
             keep = self._keep(esp, [k in bad_sas for k in zip(esp.spi, esp.addr)] if bad_sas else None, calls)
-            # the first packet of every new SA (from the SPI to the end captured), for esp_sample
-            for spi, a, first in zip(esp.spi, esp.addr, esp.first.tolist()):
-                k = (IPPROTO_ESP, spi, a.to_bytes(8, "big"))
-                if k in self.seen:
-                    continue
-                self.seen.add(k)
-                old = samples.get(k)
-                if old is None or old[0] > first:
-                    q = int(offs[first]) + 34 + (8 if esp_udp[first] else 0)
-                    end = int(offs[first]) + 34 + int(uend[first] if esp_udp[first] else avail[first])
-                    samples[k] = (first, parts[part_of[first]][0].data[q:end])
             batch.esp = esp
             pos.append(esp.first[keep])
             esp.drop_arrays()
             kinds.append(np.full(len(keep), 1, dtype=np.int64))
             ids.append(keep)
-            counts["analysed:esp"] = counts.get("analysed:esp", 0) + len(i)
-        i = np.flatnonzero(is_flow)
-        if len(i):
-            flows = _FlowGroups(i, proto[i].astype(np.int64), a64[i], sport[i], dport[i], tot[i],
-                                rows[i, 47].astype(np.int64), ts[i], frames[i])
+        if flow_parts:
+            flows = _FlowGroups(*(np.concatenate(c) for c in zip(*flow_parts)))
             keep = self._keep(flows, [k in bad_flows for k in flows.key] if bad_flows else None, calls)
             batch.flows = flows
             pos.append(flows.first[keep])
             flows.drop_arrays()
             kinds.append(np.full(len(keep), 2, dtype=np.int64))
             ids.append(keep)
-            counts["analysed:ip"] = counts.get("analysed:ip", 0) + len(i)
-        self.seen |= rec.esp_keys
 
         # ---- put calls and groups in frame order
         calls.sort(key=_call_pos)  # stable: the calls of one frame stay in order
@@ -387,6 +407,7 @@ class Classifier:
         batch.samples = {k: v[1] for k, v in samples.items()}
         self.stats["bulk_frames"] += n
         self.stats["batches"] += 1
+        self._start_batch()
         return batch
 
     def _keep(self, grp, conflict, calls) -> np.ndarray:

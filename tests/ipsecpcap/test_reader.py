@@ -22,9 +22,21 @@ from pathlib import Path
 
 import pytest
 
-from ipsecpcap.reader import Block, CaptureError, CaptureReader, open_capture
+from ipsecpcap.reader import Block, CaptureError, CaptureReader, _cwalk, open_capture
 
 dpkt = pytest.importorskip("dpkt")
+
+
+@pytest.fixture(autouse=True, params=["c-walk", "python-walk"])
+def walk_kind(request, monkeypatch):
+    """Every test here runs with the classic-pcap walk in C (ipsecpcap._walk) and in Python."""
+    if request.param == "c-walk":
+        if _cwalk is None:
+            pytest.skip("ipsecpcap._walk is not built here")
+        monkeypatch.delenv("IPSECPCAP_PUREWALK", raising=False)
+    else:
+        monkeypatch.setenv("IPSECPCAP_PUREWALK", "1")
+    return request.param
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "public"
 MANIFEST = FIXTURES / "MANIFEST.tsv"

@@ -1,0 +1,193 @@
+/*
+ * ipsecpcap._walk: the classic-pcap record walk, in C.
+ *
+ * Why this exists (issue 8, measured with cProfile and bench/run.py): the walk
+ * over record headers is the one loop of the reader that cannot be
+ * vectorised -- where a record starts depends on the length of the one
+ * before -- and in Python it cost 0.9 s of the 1M-packet benchmark capture,
+ * as much as the whole rest of the fast path's packet handling.  This module
+ * does only that loop; everything else stays in Python and numpy.
+ *
+ * The pure-Python version is ipsecpcap.reader._Pcap._walk_py; both must give
+ * the same arrays (tests/ipsecpcap/test_walk.py runs both on every fixture).
+ *
+ * walk(buf, pos, header_size, big_endian, divisor, offs, caps, origs, ts)
+ *     buf          a bytes-like object: the read buffer
+ *     pos          where the first record header starts
+ *     header_size  16, or 24 for the "modified" (Kuznetzov) format
+ *     big_endian   the file's byte order (1: big-endian)
+ *     divisor      1e6 (microseconds) or 1e9 (nanoseconds)
+ *     offs, caps, origs   writable int64 buffers (numpy arrays), at least
+ *                  (len(buf) - pos) // header_size + 1 entries each
+ *     ts           writable float64 buffer, the same size
+ *   Records that lie wholly in buf[pos:] are written out: the offset of the
+ *   packet bytes (after the header), the captured and the original length,
+ *   and the timestamp sec + sub / divisor (the same IEEE double operations
+ *   as numpy does them, so the same bits).  Returns (count, first unread
+ *   position).  No checks beyond the buffer's bounds: the caller's buffer is
+ *   never larger than MAX_RECORD, so an impossible length simply does not
+ *   fit and stops the walk, as in Python.
+ *
+ * Draft: https://www.ietf.org/archive/id/draft-ietf-opsawg-pcap-04.html
+ * (section 5: timestamp seconds, sub-second part, captured length, original
+ * length, each 32 bits in the file's byte order).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+static inline uint32_t
+load32(const unsigned char *p, int big)
+{
+    if (big)
+        return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+    return ((uint32_t)p[3] << 24) | ((uint32_t)p[2] << 16) | ((uint32_t)p[1] << 8) | p[0];
+}
+
+static int
+get_out(PyObject *obj, Py_buffer *view, Py_ssize_t itemsize, Py_ssize_t need, const char *what)
+{
+    if (PyObject_GetBuffer(obj, view, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0)
+        return -1;
+    if (view->len < need * itemsize) {
+        PyErr_Format(PyExc_ValueError, "walk: %s has room for %zd records, %zd needed",
+                     what, view->len / itemsize, need);
+        PyBuffer_Release(view);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *
+walk(PyObject *self, PyObject *args)
+{
+    Py_buffer in, o_offs, o_caps, o_origs, o_ts;
+    Py_ssize_t pos, hs;
+    int big;
+    double divisor;
+    PyObject *offs_obj, *caps_obj, *origs_obj, *ts_obj;
+
+    if (!PyArg_ParseTuple(args, "y*nnpdOOOO", &in, &pos, &hs, &big, &divisor,
+                          &offs_obj, &caps_obj, &origs_obj, &ts_obj))
+        return NULL;
+    if (hs < 16 || pos < 0) {
+        PyBuffer_Release(&in);
+        PyErr_SetString(PyExc_ValueError, "walk: header_size must be >= 16 and pos >= 0");
+        return NULL;
+    }
+    Py_ssize_t len = in.len;
+    Py_ssize_t need = (pos < len ? (len - pos) / hs : 0) + 1;
+    if (get_out(offs_obj, &o_offs, 8, need, "offs") < 0) {
+        PyBuffer_Release(&in);
+        return NULL;
+    }
+    if (get_out(caps_obj, &o_caps, 8, need, "caps") < 0) {
+        PyBuffer_Release(&o_offs);
+        PyBuffer_Release(&in);
+        return NULL;
+    }
+    if (get_out(origs_obj, &o_origs, 8, need, "origs") < 0) {
+        PyBuffer_Release(&o_caps);
+        PyBuffer_Release(&o_offs);
+        PyBuffer_Release(&in);
+        return NULL;
+    }
+    if (get_out(ts_obj, &o_ts, 8, need, "ts") < 0) {
+        PyBuffer_Release(&o_origs);
+        PyBuffer_Release(&o_caps);
+        PyBuffer_Release(&o_offs);
+        PyBuffer_Release(&in);
+        return NULL;
+    }
+
+    const unsigned char *b = (const unsigned char *)in.buf;
+    int64_t *offs = (int64_t *)o_offs.buf, *caps = (int64_t *)o_caps.buf, *origs = (int64_t *)o_origs.buf;
+    double *ts = (double *)o_ts.buf;
+    Py_ssize_t n = 0;
+
+    Py_BEGIN_ALLOW_THREADS
+    while (pos + hs <= len) {
+        const unsigned char *h = b + pos;
+        uint32_t caplen = load32(h + 8, big);
+        if ((Py_ssize_t)caplen > len - pos - hs)
+            break;  /* the packet bytes do not fit: the caller completes the record */
+        uint32_t sec = load32(h, big), sub = load32(h + 4, big);
+        offs[n] = pos + hs;
+        caps[n] = caplen;
+        origs[n] = load32(h + 12, big);
+        ts[n] = (double)sec + (double)sub / divisor;
+        n++;
+        pos += hs + (Py_ssize_t)caplen;
+    }
+    Py_END_ALLOW_THREADS
+
+    PyBuffer_Release(&o_ts);
+    PyBuffer_Release(&o_origs);
+    PyBuffer_Release(&o_caps);
+    PyBuffer_Release(&o_offs);
+    PyBuffer_Release(&in);
+    return Py_BuildValue("nn", n, pos);
+}
+
+/*
+ * heads(buf, offs, width, out): the first `width` bytes of every record, one
+ * row each, into the writable uint8 buffer `out` (len(offs) * width bytes;
+ * offs: int64 record offsets).  Bytes past the end of the buffer are zero.
+ * The vectorised classifier reads its fixed offsets from these rows; numpy
+ * needs an index array of 8 bytes per byte gathered to do the same.
+ */
+static PyObject *
+heads(PyObject *self, PyObject *args)
+{
+    Py_buffer in, o_offs, o_out;
+    Py_ssize_t width;
+    if (!PyArg_ParseTuple(args, "y*y*nw*", &in, &o_offs, &width, &o_out))
+        return NULL;
+    Py_ssize_t n = o_offs.len / 8;
+    if (width <= 0 || o_out.len < n * width) {
+        PyBuffer_Release(&o_out);
+        PyBuffer_Release(&o_offs);
+        PyBuffer_Release(&in);
+        PyErr_SetString(PyExc_ValueError, "heads: out must hold len(offs) * width bytes");
+        return NULL;
+    }
+    const unsigned char *b = (const unsigned char *)in.buf;
+    const int64_t *offs = (const int64_t *)o_offs.buf;
+    unsigned char *out = (unsigned char *)o_out.buf;
+    Py_ssize_t len = in.len;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < n; i++, out += width) {
+        int64_t o = offs[i];
+        Py_ssize_t have = (o >= 0 && o < len) ? len - (Py_ssize_t)o : 0;
+        if (have >= width) {
+            memcpy(out, b + o, width);
+        } else {
+            if (have > 0)
+                memcpy(out, b + o, have);
+            memset(out + have, 0, width - have);
+        }
+    }
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&o_out);
+    PyBuffer_Release(&o_offs);
+    PyBuffer_Release(&in);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {
+    {"heads", heads, METH_VARARGS, "heads(buf, offs, width, out): the first width bytes of each record into out"},
+    {"walk", walk, METH_VARARGS, "walk(buf, pos, header_size, big_endian, divisor, offs, caps, origs, ts)"
+                                 " -> (count, next position): the classic-pcap record walk"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_walk", "The classic-pcap record walk in C (see ipsecpcap/_walk.c).", -1, methods,
+};
+
+PyMODINIT_FUNC
+PyInit__walk(void)
+{
+    return PyModule_Create(&module);
+}

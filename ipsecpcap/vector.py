@@ -64,11 +64,13 @@ forces the frame-by-frame path.
 """
 from __future__ import annotations
 
+from array import array
+
 import numpy as np
 
-from .decode import ETH_IPV4, ETH_IPV6, IKE_PORT, LINKTYPE_ETHERNET, NATT_PORT, VLAN_TPIDS, Decoder
+from .decode import ETH_IPV4, ETH_IPV6, IKE_PORT, LINKTYPE_ETHERNET, NATT_PORT, VLAN_TPIDS, Decoder, _spi_text
 from .reader import _cwalk
-from .tracker import (FORCE, IPPROTO_ESP, TCP_DATA_FWD, TCP_FIN_FWD, TCP_FIN_REV, TCP_RST_FWD, TCP_RST_REV,
+from .tracker import (FORCE, IPPROTO_AH, IPPROTO_ESP, TCP_DATA_FWD, TCP_FIN_FWD, TCP_FIN_REV, TCP_RST_FWD, TCP_RST_REV,
                       TCP_SYN_FWD, TCP_SYNACK_REV, _tcp_fwd, _tcp_rev)
 
 HEAD_BYTES = 50  # Ethernet 14 + IPv4 20 + UDP 8 + ESP SPI and sequence 8
@@ -91,7 +93,8 @@ def _be32(rows, i):
 class Classes:
     """What :func:`classify` finds, one array entry per record."""
 
-    __slots__ = ("tot", "avail", "proto", "sport", "dport", "uend", "esp_udp", "is_esp", "is_flow", "isolated")
+    __slots__ = ("ip4", "tot", "avail", "proto", "sport", "dport", "uend", "esp_udp", "is_esp", "is_flow",
+                 "isolated")
 
 
 def classify(rows, caps) -> Classes:
@@ -100,7 +103,8 @@ def classify(rows, caps) -> Classes:
     c = Classes()
     et = _be16(rows, 12)
     c.tot = tot = _be16(rows, 16)
-    ip4 = (caps >= 34) & (et == ETH_IPV4) & (rows[:, 14] == 0x45) & ((_be16(rows, 20) & 0x3FFF) == 0) & (tot >= 20)
+    c.ip4 = ip4 = ((caps >= 34) & (et == ETH_IPV4) & (rows[:, 14] == 0x45) & ((_be16(rows, 20) & 0x3FFF) == 0)
+                   & (tot >= 20))
     c.proto = proto = rows[:, 23]
     c.avail = avail = np.minimum(tot, caps - 14) - 20  # IP payload bytes captured (Ethernet padding cut off)
     esp_raw = ip4 & (proto == 50) & (avail >= 8)
@@ -118,9 +122,31 @@ def classify(rows, caps) -> Classes:
     c.is_esp = esp_raw | esp_udp
     c.is_flow = (udp & ~natt & ~ike) | (ip4 & (proto == 6) & (avail >= 14))
     # frames whose decoding touches no SA, no flow, no reassembly and no crypto
-    non_ip = (caps >= 14) & (et != ETH_IPV4) & (et != ETH_IPV6) & ~np.isin(et, VLAN_TPIDS)
+    non_ip = (caps >= 14) & (et != ETH_IPV4) & (et != ETH_IPV6)
+    for tpid in VLAN_TPIDS:
+        non_ip &= et != tpid
     c.isolated = keepalive | marker | ike | non_ip
     return c
+
+
+def _gather_into(data, offs, width, out) -> None:
+    """The ``width`` bytes at each of ``offs`` in ``data`` into the rows of ``out``."""
+    if _cwalk is not None:
+        _cwalk.heads(data, offs, width, out)
+    else:  # column by column: an index array of n entries, not n * width
+        raw = np.frombuffer(data, dtype=np.uint8)
+        for c in range(width):
+            raw.take(offs + c, mode="clip", out=out[:, c])
+
+
+def _in_frame_order(parts: list[tuple]) -> tuple:
+    """Arrays of one or more parts (tuples of arrays, frame indices first), concatenated
+    and put in frame order."""
+    if len(parts) == 1:
+        return parts[0]
+    cols = [np.concatenate(c) for c in zip(*parts)]
+    order = np.argsort(cols[0], kind="stable")
+    return tuple(c[order] for c in cols)
 
 
 def gather(block):
@@ -133,12 +159,7 @@ def gather(block):
         caps = np.array(block.caplens, dtype=np.int64)
         ts = np.array(block.ts, dtype=np.float64)
     rows = np.empty((len(offs), HEAD_BYTES), dtype=np.uint8)
-    if _cwalk is not None:
-        _cwalk.heads(block.data, offs, HEAD_BYTES, rows)
-    else:  # column by column: an index array of n entries, not n * HEAD_BYTES
-        raw = np.frombuffer(block.data, dtype=np.uint8)
-        for c in range(HEAD_BYTES):
-            raw.take(offs + c, mode="clip", out=rows[:, c])
+    _gather_into(block.data, offs, HEAD_BYTES, rows)
     return rows, offs, caps, ts
 
 
@@ -161,12 +182,13 @@ class _Recorder:
     """A decoder sink that records the calls it receives, in order, as (position
     in the batch, method, arguments), and the SA and flow keys they touch."""
 
-    __slots__ = ("calls", "pos", "esp_keys", "flow_keys", "seen", "samples", "_key")
+    __slots__ = ("calls", "pos", "esp_keys", "ah_keys", "flow_keys", "seen", "samples", "_key")
 
     def __init__(self, seen: set):
         self.calls: list = []
         self.pos = 0  # the batch position of the frame being decoded
         self.esp_keys: set = set()
+        self.ah_keys: set = set()  # (spi, address pair as an int): IPv4 AH SAs the calls touch
         self.flow_keys: set = set()
         self.seen = seen  # ESP SA keys of earlier batches
         self.samples: dict = {}  # SA key -> (position, first packet): new SAs of this batch
@@ -186,7 +208,10 @@ class _Recorder:
         self.samples[self._key] = (self.pos, bytes(packet))
 
     def ah(self, frame, ts, addrs, spi, seq, length, next_header):
-        self.calls.append((self.pos, "ah", (frame, ts, bytes(addrs), spi, seq, length, next_header)))
+        addrs = bytes(addrs)
+        if len(addrs) == 8:
+            self.ah_keys.add((spi, int.from_bytes(addrs, "big")))
+        self.calls.append((self.pos, "ah", (frame, ts, addrs, spi, seq, length, next_header)))
 
     def flow(self, frame, ts, proto, addrs, sport, dport, length, tcp_flags, protected_by):
         addrs = bytes(addrs)
@@ -215,18 +240,60 @@ class _Recorder:
 class Batch:
     """What the classifier hands to the applier: plain data (it is pickled between
     processes with ``--jobs 2``).  ``todo`` lists, in frame order, ``(kind, i)``:
-    kind 0 is ``calls[i]``, 1 ESP group i, 2 flow group i."""
+    kind 0 is ``calls[i]``, 1 ESP group i, 2 flow group i, 3 AH group i."""
 
-    __slots__ = ("todo", "calls", "esp", "flows", "samples", "counts", "frames")
+    __slots__ = ("todo", "calls", "ah", "esp", "flows", "samples", "counts", "frames")
 
     def __init__(self):
         self.todo = np.zeros((0, 2), dtype=np.int64)
         self.calls: list = []
+        self.ah = None
         self.esp = None
         self.flows = None
         self.samples: dict = {}  # SA key -> its first packet (from the SPI on), for new ESP SAs
         self.counts: dict = {}
         self.frames = 0
+
+
+class _SeenSAs:
+    """The set of ESP SA keys (SPI, 64-bit IPv4 address pair) seen so far, asked about a
+    whole array of keys at once: each block asks for its SAs' first packets whether
+    they are new (a set look-up per SA per block was most of the classifier's time).
+
+    Exact, no hashing: the address pairs are kept sorted, and a key is the rank of its
+    address pair times 2**32 plus its SPI, so membership is two ``searchsorted``.  Keys
+    added are merged into the arrays at the next question."""
+
+    def __init__(self):
+        self._spi = np.empty(0, dtype=np.uint64)
+        self._addr = np.empty(0, dtype=np.uint64)
+        self._new: list[tuple[int, int]] = []
+        self._pairs = np.empty(0, dtype=np.uint64)  # sorted unique address pairs
+        self._keys = np.empty(0, dtype=np.uint64)  # sorted rank << 32 | spi
+
+    def add(self, spi: int, addr: int) -> None:
+        self._new.append((spi, addr))
+
+    def _merge(self) -> None:
+        new = np.array(self._new, dtype=np.uint64).reshape(-1, 2)
+        self._new = []
+        self._spi = np.concatenate((self._spi, new[:, 0]))
+        self._addr = np.concatenate((self._addr, new[:, 1]))
+        self._pairs = np.unique(self._addr)
+        rank = np.searchsorted(self._pairs, self._addr).astype(np.uint64)
+        self._keys = np.unique((rank << np.uint64(32)) | self._spi)
+
+    def contains(self, spi: np.ndarray, addr: np.ndarray) -> np.ndarray:
+        if self._new:
+            self._merge()
+        if not len(self._pairs):
+            return np.zeros(len(spi), dtype=bool)
+        rank = np.searchsorted(self._pairs, addr)
+        np.minimum(rank, len(self._pairs) - 1, out=rank)
+        hit = self._pairs[rank] == addr
+        key = (rank.astype(np.uint64) << np.uint64(32)) | spi.astype(np.uint64)
+        at = np.minimum(np.searchsorted(self._keys, key), len(self._keys) - 1)
+        return hit & (self._keys[at] == key)
 
 
 class Classifier:
@@ -236,7 +303,8 @@ class Classifier:
 
     def __init__(self, batch: int | None = None):
         self.batch = BATCH if batch is None else batch
-        self.seen: set = set()  # ESP SA keys seen so far
+        self.seen: set = set()  # ESP SA keys seen so far (see _see)
+        self._seen_v4 = _SeenSAs()  # the IPv4 ones again, for questions by the array
         self.recorder = _Recorder(self.seen)
         self.decoder = _RecordingDecoder(self.recorder)
         self.reasm = self.decoder.reasm
@@ -245,7 +313,7 @@ class Classifier:
         self._start_batch()
         # frames decoded in batches / frame by frame (whole blocks), groups of a batch
         # turned into calls because another frame shares their key
-        self.stats = {"bulk_frames": 0, "frame_frames": 0, "batches": 0, "conflict_groups": 0}
+        self.stats = {"bulk_frames": 0, "frame_frames": 0, "batches": 0, "conflict_groups": 0, "decoded": 0}
 
     def add(self, block) -> list[Batch]:
         """Take one block; returns the batches that are complete (none, one or two)."""
@@ -280,50 +348,114 @@ class Classifier:
         c = classify(rows, caps)
         tot, avail, proto, sport, dport, uend, esp_udp, is_esp, is_flow = (
             c.tot, c.avail, c.proto, c.sport, c.dport, c.uend, c.esp_udp, c.is_esp, c.is_flow)
-        other = np.flatnonzero(~(is_esp | is_flow))
+        data = block.data
+        a64 = np.ascontiguousarray(rows[:, 26:34]).view(">u8").ravel()
+        esp = []  # (frame indices, SPI, seq, is ESP in UDP, ESP start, payload end), outer and under AH
+        flow = []  # (frame indices, proto, sport, dport, TCP flags, AH SPI or -1)
+        i = np.flatnonzero(is_esp)
+        if len(i):
+            u = esp_udp[i]
+            r = rows[i]
+            esp.append((i, np.where(u, _be32(r, 42), _be32(r, 34)), np.where(u, _be32(r, 46), _be32(r, 38)), u,
+                        np.where(u, 42, 34), 34 + np.where(u, uend[i], avail[i])))
+            counts["analysed:esp"] = counts.get("analysed:esp", 0) + len(i)
+        i = np.flatnonzero(is_flow)
+        if len(i):
+            flow.append((i, proto[i].astype(np.int64), sport[i], dport[i], rows[i, 47].astype(np.int64),
+                         np.full(len(i), -1, dtype=np.int64)))
+            counts["analysed:ip"] = counts.get("analysed:ip", 0) + len(i)
+        is_ah = self._ah_frames(c, rows, offs, data, base, ts, frames, a64, esp, flow)
 
         # ---- decode the other frames, recording the calls
+        other = np.flatnonzero(~(is_esp | is_flow | is_ah))
+        self.stats["decoded"] += len(other)
         rec = self.recorder
         frame_fn = self.decoder.frame
-        data = block.data
         for i, o, cl, t, fr in zip(other.tolist(), offs[other].tolist(), caps[other].tolist(),
                                    ts[other].tolist(), frames[other].tolist()):
             rec.pos = base + i
             cat = frame_fn(LINKTYPE_ETHERNET, data, o, o + cl, t, fr)
             counts[cat] = counts.get(cat, 0) + 1
 
-        a64 = np.ascontiguousarray(rows[:, 26:34]).view(">u8").ravel()
-        i = np.flatnonzero(is_esp)
-        if len(i):
-            u = esp_udp[i]
-            r = rows[i]
-            spi = np.where(u, _be32(r, 42), _be32(r, 34))
+        if esp:
+            i, spi, seq, u, start, end = _in_frame_order(esp)
             addr = a64[i]
-            self._esp.append((i + base, spi, addr, np.where(u, _be32(r, 46), _be32(r, 38)), tot[i], u, ts[i],
-                              frames[i]))
+            self._esp.append((i + base, spi, addr, seq, tot[i], u, ts[i], frames[i]))
             # the first packet of every new SA (from the SPI to the end captured), for esp_sample
             order = np.lexsort((addr, spi))  # stable: frame order within a key
             s_spi, s_addr = spi[order], addr[order]
             new = np.ones(len(order), dtype=bool)
             new[1:] = (s_spi[1:] != s_spi[:-1]) | (s_addr[1:] != s_addr[:-1])
             first = np.sort(order[new])  # each SA's first frame in this block, in frame order
-            samples, seen = rec.samples, self.seen
-            for j, f in zip(first.tolist(), i[first].tolist()):
+            first = first[~self._seen_v4.contains(spi[first], addr[first])]
+            samples = rec.samples
+            for j in first.tolist():
+                f = int(i[j])
                 k = (IPPROTO_ESP, int(spi[j]), int(addr[j]).to_bytes(8, "big"))
-                if k in seen:
-                    continue
-                seen.add(k)
+                self._see((k,))
                 old = samples.get(k)
                 if old is None or old[0] > base + f:
-                    q = int(offs[f]) + 34 + (8 if esp_udp[f] else 0)
-                    end = int(offs[f]) + 34 + int(uend[f] if esp_udp[f] else avail[f])
-                    samples[k] = (base + f, data[q:end])
-            counts["analysed:esp"] = counts.get("analysed:esp", 0) + len(i)
-        i = np.flatnonzero(is_flow)
-        if len(i):
-            self._flow.append((i + base, proto[i].astype(np.int64), a64[i], sport[i], dport[i], tot[i],
-                               rows[i, 47].astype(np.int64), ts[i], frames[i]))
-            counts["analysed:ip"] = counts.get("analysed:ip", 0) + len(i)
+                    o = int(offs[f])
+                    samples[k] = (base + f, data[o + int(start[j]):o + int(end[j])])
+        if flow:
+            i, pr, sp, dp, flags, prot = _in_frame_order(flow)
+            self._flow.append((i + base, pr, a64[i], sp, dp, tot[i], flags, ts[i], frames[i], prot))
+
+    def _ah_frames(self, c, rows, offs, data, base, ts, frames, a64, esp, flow) -> np.ndarray:
+        """AH in IPv4 (RFC 4302), as Decoder.transport / ah take it, when it is AH alone
+        (the capture ends in or right after it), or protects ESP, TCP or UDP (not on
+        the IKE ports) whose header was captured: the AH frames are kept for the AH
+        groups, what they protect is added to ``esp`` / ``flow``.  Returns which frames
+        were taken (the rest go to the decoder)."""
+        i = np.flatnonzero(c.ip4 & (c.proto == 51) & (c.avail >= 12))
+        if not len(i):
+            return np.zeros(len(rows), dtype=bool)
+        r = rows[i]
+        hlen = (r[:, 35].astype(np.int64) + 2) * 4  # RFC 4302 2.2: payload length in 32-bit words, minus 2
+        nh = r[:, 34].astype(np.int64)
+        left = c.avail[i] - hlen  # bytes captured after AH
+        inner = np.zeros((len(i), 16), dtype=np.uint8)
+        _gather_into(data, offs[i] + 34 + np.minimum(hlen, c.avail[i]), 16, inner)
+        isp, idp = _be16(inner, 0), _be16(inner, 2)
+        ike_ports = (isp == IKE_PORT) | (idp == IKE_PORT) | (isp == NATT_PORT) | (idp == NATT_PORT)
+        alone = left < 0
+        under_esp = (nh == 50) & (left >= 8)
+        under_tcp = (nh == 6) & (left >= 14)
+        under_udp = (nh == 17) & (left >= 8) & ~ike_ports
+        ok = (hlen >= 12) & (alone | under_esp | under_tcp | under_udp)
+        if not ok.all():
+            i, r, hlen, nh, inner, alone, under_esp, under_tcp, under_udp = (
+                x[ok] for x in (i, r, hlen, nh, inner, alone, under_esp, under_tcp, under_udp))
+        taken = np.zeros(len(rows), dtype=bool)
+        if not len(i):
+            return taken
+        taken[i] = True
+        spi = _be32(r, 38)
+        self._ah.append((i + base, spi, a64[i], _be32(r, 42), c.tot[i], nh, ts[i], frames[i]))
+        counts = self._counts
+        n_esp = int(under_esp.sum())
+        if n_esp:
+            e = under_esp
+            esp.append((i[e], _be32(inner[e], 0), _be32(inner[e], 4), np.zeros(n_esp, dtype=bool), 34 + hlen[e],
+                        34 + c.avail[i[e]]))
+            counts["analysed:ah+esp"] = counts.get("analysed:ah+esp", 0) + n_esp
+        f = under_tcp | under_udp
+        if f.any():
+            flow.append((i[f], nh[f], _be16(inner[f], 0), _be16(inner[f], 2),
+                         np.where(under_tcp[f], inner[f, 13], 0).astype(np.int64), spi[f]))
+        n_ah = len(i) - n_esp
+        if n_ah:
+            counts["analysed:ah"] = counts.get("analysed:ah", 0) + n_ah
+        return taken
+
+    def _see(self, keys) -> None:
+        """Add ESP SA keys (protocol, SPI, address bytes) to ``seen``."""
+        seen = self.seen
+        for k in keys:
+            if k not in seen:
+                seen.add(k)
+                if len(k[2]) == 8:
+                    self._seen_v4.add(k[1], int.from_bytes(k[2], "big"))
 
     def _frame_by_frame(self, block) -> Batch:
         rec = self.recorder  # empty: the batch before was flushed
@@ -344,7 +476,7 @@ class Classifier:
         b.samples = {k: v[1] for k, v in rec.samples.items()}
         b.counts = counts
         b.frames = len(block.offsets)
-        self.seen |= rec.esp_keys
+        self._see(rec.esp_keys)
         self.stats["frame_frames"] += b.frames
         self._start_batch()
         return b
@@ -354,7 +486,9 @@ class Classifier:
         rec.calls = []
         rec.samples = {}
         rec.esp_keys = set()
+        rec.ah_keys = set()
         rec.flow_keys = set()
+        self._ah: list[tuple] = []  # per block: the fields of its AH frames
         self._esp: list[tuple] = []  # per block: the fields of its ESP frames
         self._flow: list[tuple] = []  # per block: the fields of its TCP / UDP flow frames
         self._counts: dict = {}
@@ -372,12 +506,23 @@ class Classifier:
         calls = rec.calls
         samples = rec.samples
         bad_sas = {(spi, int.from_bytes(a, "big")) for p, spi, a in rec.esp_keys if len(a) == 8}
+        bad_ah = rec.ah_keys
         bad_flows = rec.flow_keys
-        esp_parts, flow_parts = self._esp, self._flow
-        self.seen |= rec.esp_keys
+        ah_parts, esp_parts, flow_parts = self._ah, self._esp, self._flow
+        self._see(rec.esp_keys)
 
-        # ---- group; a group whose key another frame touches becomes calls
+        # ---- group; a group whose key another frame touches becomes calls.  AH first:
+        # where an AH group and an ESP or flow group start at the same frame (AH+ESP,
+        # AH protecting TCP), the decoder records the AH first
         pos, kinds, ids = [], [], []
+        if ah_parts:
+            ah = _AhGroups(*(np.concatenate(c) for c in zip(*ah_parts)))
+            keep = self._keep(ah, [k in bad_ah for k in ah.keys] if bad_ah else None, calls)
+            batch.ah = ah
+            pos.append(ah.first[keep])
+            ah.drop_arrays()
+            kinds.append(np.full(len(keep), 3, dtype=np.int64))
+            ids.append(keep)
         if esp_parts:
             esp = _EspGroups(*(np.concatenate(c) for c in zip(*esp_parts)))
             keep = self._keep(esp, [k in bad_sas for k in zip(esp.spi, esp.addr)] if bad_sas else None, calls)
@@ -435,28 +580,42 @@ class Applier:
         self._addrs: dict[int, bytes] = {}  # 64-bit address pair -> 8 bytes (a cache)
         # the tracker's entries by the groups' own keys: an SA entry or a flow entry is
         # created once and only ever updated in place, so these stay valid
-        self._sa_cache: dict[tuple, list] = {}  # (spi, address pair) -> SA entry
+        self._sa_cache: dict[tuple, list] = {}  # (spi, address pair) -> ESP SA entry
+        self._ah_cache: dict[tuple, list] = {}  # (spi, address pair) -> AH SA entry
         self._flow_cache: dict[tuple, tuple] = {}  # (proto, lo, hi) -> (flow entry, initiator's d)
 
     def apply(self, batch: Batch) -> None:
         tr = self.tracker
         calls, samples = batch.calls, batch.samples
         esp, flows = batch.esp, batch.flows
-        esp_apply = flow_apply = None
+        sa_cache, flow_cache = self._sa_cache, self._flow_cache
+        todo = batch.todo
+        # Known SAs and flows first, in tight loops: a group whose SA or flow entry exists
+        # touches nothing but that entry (no other frame of the batch shares its key), so
+        # it can be applied out of frame order; the rest keep their order below.
+        esp_apply = flow_apply = ah_apply = None
+        ah, ah_cache = batch.ah, self._ah_cache
+        if ah is not None:
+            ah.prepare()
+            todo = _drop_done(todo, 3, ah.apply_known(_ids(todo, 3), ah_cache))
+            ah_apply = ah.apply
         if esp is not None:
             esp.prepare()
+            todo = _drop_done(todo, 1, esp.apply_known(_ids(todo, 1), sa_cache))
             esp_apply = esp.apply
         if flows is not None:
             flows.prepare()
+            todo = _drop_done(todo, 2, flows.apply_known(_ids(todo, 2), flow_cache))
             flow_apply = flows.apply
         methods = {name: getattr(tr, name) for name in ("ah", "flow", "icmp_error", "keepalive", "truncated_ipsec")}
         addrs_of = self.addrs_of
-        sa_cache, flow_cache = self._sa_cache, self._flow_cache
-        for kind, i in batch.todo.tolist():
+        for kind, i in todo.tolist():
             if kind == 1:
                 esp_apply(i, tr, addrs_of, samples, sa_cache)
             elif kind == 2:
                 flow_apply(i, tr, addrs_of, flow_cache)
+            elif kind == 3:
+                ah_apply(i, tr, addrs_of, samples, ah_cache)
             else:
                 name, args = calls[i]
                 if name == "esp":
@@ -478,6 +637,22 @@ class Applier:
                 self._addrs.clear()
             b = self._addrs[a] = a.to_bytes(8, "big")
         return b
+
+
+def _ids(todo, kind) -> list[int]:
+    """The groups of one kind that the batch applies (not those turned into calls)."""
+    return todo[todo[:, 0] == kind, 1].tolist()
+
+
+def _drop_done(todo, kind, done: list[int]):
+    """``todo`` without the groups of ``kind`` listed in ``done``."""
+    if not done:
+        return todo
+    is_kind = todo[:, 0] == kind
+    gone = np.zeros(int(todo[is_kind, 1].max()) + 1, dtype=bool)
+    gone[done] = True
+    is_kind[is_kind] = gone[todo[is_kind, 1]]
+    return todo[~is_kind]
 
 
 class VectorDecoder:
@@ -504,7 +679,10 @@ class VectorDecoder:
 
 
 class _EspGroups:
-    """The ESP frames of a batch grouped by SA direction (see the module docstring)."""
+    """The ESP frames of a batch grouped by SA direction (see the module docstring).
+    ``udp``: 1 for ESP in UDP (RFC 3948), per frame."""
+
+    proto = IPPROTO_ESP
 
     def __init__(self, idx, spi, addr, seq, iplen, udp, ts, frame):
         m = len(idx)
@@ -519,6 +697,7 @@ class _EspGroups:
         self.ends = self.starts[1:] + [m]
         self.spi = spi[starts].tolist()
         self.addr = addr[starts].tolist()
+        self.keys = list(zip(self.spi, self.addr))  # the applier's cache keys
         self._starts, self._m = starts, m
         self.seq_a, self.frame_a, self.ts_a, self.iplen_a, self.udp_a = seq, frame, ts, iplen, udp
 
@@ -541,7 +720,13 @@ class _EspGroups:
         self.total_len = (cum_len[last + 1] - cum_len[starts]).tolist()
         self.total_udp = (cum_udp[last + 1] - cum_udp[starts]).tolist()
         self.cum_len, self.cum_udp = cum_len, cum_udp
-        self.seq_l, self.frame_l = seq.tolist(), frame.tolist()  # for the rings of small groups
+        self.count = np.diff(np.append(starts, m)).tolist()
+        # the ring (see _ring): the frames of the last (up to) 64 packets of each group,
+        # from ring_from on, whose first goes to slot ring_slot
+        ring_from = np.maximum(starts, last + 1 - 64)
+        self.ring_from, self.ring_slot = ring_from.tolist(), (seq[ring_from] & 63).tolist()
+        self.frame_arr = array("q", frame.astype(np.int64).tobytes())
+        self.seq_l = None  # seq.tolist(), made when a ring update needs it (_ring)
 
     def calls_of(self, g) -> list:
         """The decoder's calls for the frames of group ``g`` (position, method, arguments)."""
@@ -563,7 +748,7 @@ class _EspGroups:
         s = cache.get(ck)
         if s is None:
             addrs = addrs_of(self.addr[g])
-            s = tr.sas.get((IPPROTO_ESP, self.spi[g], addrs))
+            s = tr.sas.get((self.proto, self.spi[g], addrs))
             if s is not None:
                 cache[ck] = s
         if s is not None and self.lastbad[g] < 0 and self.first_seq[g] == s[13] + 1 and s[13] != FORCE:
@@ -571,22 +756,59 @@ class _EspGroups:
             s[0] += en - st
             s[1] += self.total_len[g]
             s[3], s[5], s[7] = self.last_ts[g], self.last_frame[g], self.last_seq[g]  # in time order: the last
-            if self.total_udp[g]:
-                s[8] += self.total_udp[g]
+            self._more(s, g, None, None)
             s[13] = self.last_seq[g]
             self._ring(s[14], max(st, en - 64), en)
         else:
             addrs = addrs_of(self.addr[g])
-            self._slow(g, tr, addrs, (IPPROTO_ESP, self.spi[g], addrs), s, samples)
+            k = (self.proto, self.spi[g], addrs)
+            self._slow(g, tr, addrs, k, s, samples)
+            if s is None:
+                cache[ck] = tr.sas[k]
+
+    def apply_known(self, ids: list[int], cache: dict) -> list[int]:
+        """Apply the groups ``ids`` whose SA entry exists and that are its next run in
+        order (``seq == top + 1``, consecutive): counts and bytes added, the last packet's
+        time, frame and number stored, its frames put in the ring.  Returns those done."""
+        get = cache.get
+        keys = self.keys
+        lastbad, first_seq, count, total_len = self.lastbad, self.first_seq, self.count, self.total_len
+        last_ts, last_frame, last_seq = self.last_ts, self.last_frame, self.last_seq
+        ring_from, ring_slot, fr = self.ring_from, self.ring_slot, self.frame_arr
+        ends = self.ends
+        more = self._more
+        done = []
+        for g in ids:
+            s = get(keys[g])
+            if s is None or lastbad[g] >= 0:
+                continue
+            top = s[13]
+            if first_seq[g] != top + 1 or top == FORCE:
+                continue
+            s[0] += count[g]
+            s[1] += total_len[g]
+            s[3], s[5], s[7] = last_ts[g], last_frame[g], last_seq[g]  # in time order: the last
+            more(s, g, None, None)
+            s[13] = last_seq[g]
+            # consecutive numbers: the ring's slots from ring_slot on, wrapping at 64
+            a, p, en = ring_from[g], ring_slot[g], ends[g]
+            ring = s[14]
+            k = en - a
+            if p + k <= 64:
+                ring[p:p + k] = fr[a:en]
+            else:
+                ring[p:64] = fr[a:a + 64 - p]
+                ring[0:k - 64 + p] = fr[a + 64 - p:en]
+            done.append(g)
+        return done
 
     def _ring(self, ring, a, en) -> None:
         """The anti-replay ring: the frames of the last (up to) 64 numbers, at seq & 63."""
-        if en - a > 8:
-            np.frombuffer(ring, dtype=np.int64)[self.seq_a[a:en] & 63] = self.frame_a[a:en]
-        else:
-            seq, frame = self.seq_l, self.frame_l
-            for q in range(a, en):
-                ring[seq[q] & 63] = frame[q]
+        if self.seq_l is None:
+            self.seq_l = self.seq_a.tolist()
+        seq, frame = self.seq_l, self.frame_arr
+        for q in range(a, en):
+            ring[seq[q] & 63] = frame[q]
 
     def _slow(self, g, tr, addrs, k, s, samples) -> None:
         """Frame by frame (a new SA, its first packets, a sequence anomaly) until the
@@ -600,33 +822,85 @@ class _EspGroups:
                 s[0] += en - j
                 s[1] += int(self.cum_len[en] - self.cum_len[j])
                 s[3], s[5], s[7] = self.last_ts[g], self.last_frame[g], self.last_seq[g]
-                nu = int(self.cum_udp[en] - self.cum_udp[j])
-                if nu:
-                    s[8] += nu
+                self._more(s, g, j, en)
                 s[13] = self.last_seq[g]
                 self._ring(s[14], max(j, en - 64), en)
                 return
-            if tr.esp(int(self.frame_a[j]), float(self.ts_a[j]), addrs, spi, q, int(self.iplen_a[j]),
-                      bool(self.udp_a[j]), 0):
-                tr.esp_sample(spi, addrs, samples[k])
+            self._one(tr, j, addrs, spi, q, samples, k)
             if s is None:
                 s = tr.sas[k]
 
+    def _one(self, tr, j, addrs, spi, q, samples, k) -> None:
+        """Frame ``j`` (sequence number ``q``) through the tracker, as the decoder calls it."""
+        if tr.esp(int(self.frame_a[j]), float(self.ts_a[j]), addrs, spi, q, int(self.iplen_a[j]),
+                  bool(self.udp_a[j]), 0):
+            tr.esp_sample(spi, addrs, samples[k])
+
+    def _more(self, s, g, a, en) -> None:
+        """What an SA entry counts besides packets and bytes, for the frames of group
+        ``g`` from ``a`` to ``en`` (None, None: the whole group): ESP in UDP."""
+        nu = self.total_udp[g] if a is None else int(self.cum_udp[en] - self.cum_udp[a])
+        if nu:
+            s[8] += nu
+
+
+class _AhGroups(_EspGroups):
+    """The AH frames of a batch grouped by SA direction, as :class:`_EspGroups`;
+    instead of ESP in UDP, the next header of each frame (``nh``), which an AH
+    SA entry counts (Tracker.ah)."""
+
+    proto = IPPROTO_AH
+
+    def prepare(self) -> None:
+        super().prepare()
+        nh, starts = self.udp_a, self._starts
+        first = nh[starts]
+        mixed = np.maximum.reduceat(nh != np.repeat(first, self.count), starts)
+        # per group: its one next header, or -1 when they differ (counted frame by frame)
+        self.nh_one = np.where(mixed, -1, first).tolist()
+        self.nh_l = None
+
+    def _more(self, s, g, a, en) -> None:
+        st, e = self.starts[g], self.ends[g]
+        if a is None:
+            a, en = st, e
+        inner = s[10]
+        one = self.nh_one[g]
+        if one >= 0:
+            inner[one] = inner.get(one, 0) + (en - a)
+            return
+        if self.nh_l is None:
+            self.nh_l = self.udp_a.tolist()
+        for x in self.nh_l[a:en]:
+            inner[x] = inner.get(x, 0) + 1
+
+    def _one(self, tr, j, addrs, spi, q, samples, k) -> None:
+        tr.ah(int(self.frame_a[j]), float(self.ts_a[j]), addrs, spi, q, int(self.iplen_a[j]), int(self.udp_a[j]))
+
+    def calls_of(self, g) -> list:
+        st, en = self.starts[g], self.ends[g]
+        spi, addrs = self.spi[g], self.addr[g].to_bytes(8, "big")
+        return [(p, "ah", (f, t, addrs, spi, q, n, nh)) for p, f, t, q, n, nh in zip(
+            self.members[st:en].tolist(), self.frame_a[st:en].tolist(), self.ts_a[st:en].tolist(),
+            self.seq_a[st:en].tolist(), self.iplen_a[st:en].tolist(), self.udp_a[st:en].tolist())]
+
 
 class _FlowGroups:
-    """The TCP and UDP frames of a batch grouped by flow, both directions together."""
+    """The TCP and UDP frames of a batch grouped by flow, both directions together.
+    ``prot``: the SPI of the AH that protected the frame, -1 for none (a new flow
+    records what protected its first frame)."""
 
-    def __init__(self, idx, pr, addr, sp, dp, iplen, flags, ts, frame):
+    def __init__(self, idx, pr, addr, sp, dp, iplen, flags, ts, frame, prot):
         m = len(idx)
         ea = ((addr >> np.uint64(32)).astype(np.int64) << 16) | sp
         eb = ((addr & np.uint64(0xFFFFFFFF)).astype(np.int64) << 16) | dp
         lo, hi = np.minimum(ea, eb), np.maximum(ea, eb)
         order = np.lexsort((hi, lo, pr))  # stable: frame order within a group
-        idx, pr, addr, sp, dp, lo, hi, iplen, flags, ts, frame = (
-            x[order] for x in (idx, pr, addr, sp, dp, lo, hi, iplen, flags, ts, frame))
+        idx, pr, addr, sp, dp, lo, hi, iplen, flags, ts, frame, prot = (
+            x[order] for x in (idx, pr, addr, sp, dp, lo, hi, iplen, flags, ts, frame, prot))
         d = (ea > eb)[order]  # which end sent it: 1 when the source is the higher endpoint
         self.members = idx
-        self._frames = (pr, addr, sp, dp, iplen, flags, ts, frame)  # for calls_of
+        self._frames = (pr, addr, sp, dp, iplen, flags, ts, frame, prot)  # for calls_of
         new = np.ones(m, dtype=bool)
         new[1:] = (pr[1:] != pr[:-1]) | (lo[1:] != lo[:-1]) | (hi[1:] != hi[:-1])
         starts = np.flatnonzero(new)
@@ -635,6 +909,7 @@ class _FlowGroups:
         self.ends = self.starts[1:] + [m]
         self.key = list(zip(pr[starts].tolist(), lo[starts].tolist(), hi[starts].tolist()))
         self._sorted = (new, starts, m, pr, addr, sp, dp, d, iplen, flags, ts, frame)
+        self.first_prot = prot[starts].tolist()
 
     def prepare(self) -> None:
         """What the applier needs besides the sorted frames (done by the applier: with
@@ -682,14 +957,67 @@ class _FlowGroups:
     def calls_of(self, g) -> list:
         """The decoder's calls for the frames of group ``g`` (position, method, arguments)."""
         st, en = self.starts[g], self.ends[g]
-        pr, addr, sp, dp, iplen, flags, ts, frame = (x[st:en].tolist() for x in self._frames)
-        return [(p, "flow", (fr, t, x, a.to_bytes(8, "big"), s, d, n, fl if x == 6 else 0, None))
-                for p, x, a, s, d, n, fl, t, fr in zip(self.members[st:en].tolist(), pr, addr, sp, dp, iplen,
-                                                       flags, ts, frame)]
+        pr, addr, sp, dp, iplen, flags, ts, frame, prot = (x[st:en].tolist() for x in self._frames)
+        return [(p, "flow", (fr, t, x, a.to_bytes(8, "big"), s, d, n, fl if x == 6 else 0,
+                             None if ah < 0 else _spi_text(ah)))
+                for p, x, a, s, d, n, fl, t, fr, ah in zip(self.members[st:en].tolist(), pr, addr, sp, dp, iplen,
+                                                           flags, ts, frame, prot)]
 
     def drop_arrays(self) -> None:
         """Forget what only the classifier needs (the batch is smaller to hand over)."""
         del self.members, self._frames, self.first
+
+    def apply_known(self, ids: list[int], cache: dict) -> list[int]:
+        """Apply the groups ``ids`` whose flow entry exists (what :meth:`apply` does for
+        them, in one loop).  Returns those done."""
+        get = cache.get
+        key, proto_l, d = self.key, self.proto, self.d
+        first_len, first_flags = self.first_len, self.first_flags
+        n0, n1, b0, b1 = self.n0, self.n1, self.b0, self.b1
+        last_ts, last_frame, starts, ends = self.last_ts, self.last_frame, self.starts, self.ends
+        tcp = self.tcp
+        done = []
+        for g in ids:
+            hit = get(key[g])
+            if hit is None:
+                continue
+            f, fd = hit
+            tcp_flow = proto_l[g] == 6
+            if d[g] == fd:  # the first frame came from the initiator
+                f[0] += 1
+                f[2] += first_len[g]
+                if tcp_flow:
+                    f[8] |= _tcp_fwd(first_flags[g], f[8])
+            else:
+                f[1] += 1
+                f[3] += first_len[g]
+                if tcp_flow:
+                    f[8] |= _tcp_rev(first_flags[g])
+            # the rest, per direction (fd: 1 if the frames with d == 1 are the initiator's)
+            if fd:
+                f[0] += n1[g]
+                f[1] += n0[g]
+                f[2] += b1[g]
+                f[3] += b0[g]
+            else:
+                f[0] += n0[g]
+                f[1] += n1[g]
+                f[2] += b0[g]
+                f[3] += b1[g]
+            f[5] = last_ts[g]  # timestamps in order: the last is the latest
+            f[7] = last_frame[g]
+            if tcp_flow and ends[g] - starts[g] > 1:
+                fwd, rev, first_synack, last_ack = tcp
+                rd = 1 - fd
+                bits = f[8]
+                new = fwd[fd][g] | rev[rd][g]
+                la = last_ack[fd][g]
+                # a packet from the initiator with ACK after the SYN-ACK: the handshake completed
+                if la >= 0 and (bits & TCP_SYNACK_REV or first_synack[rd][g] < la):
+                    new |= TCP_DATA_FWD
+                f[8] = bits | new
+            done.append(g)
+        return done
 
     def apply(self, g, tr, addrs_of, cache) -> None:
         """Apply group ``g``: the first frame of a new flow through Tracker.flow (which
@@ -718,8 +1046,9 @@ class _FlowGroups:
         if f is None:
             f = flows.get((proto, addrs[4:] + addrs[:4], dport, sport))
             if f is None:  # a new flow
+                prot = self.first_prot[g]
                 tr.flow(self.first_frame[g], self.first_ts[g], proto, addrs, sport, dport, self.first_len[g],
-                        self.first_flags[g] if proto == 6 else 0, None)
+                        self.first_flags[g] if proto == 6 else 0, None if prot < 0 else _spi_text(prot))
                 f = flows.get((proto, addrs, sport, dport))
                 if f is None:
                     f = flows[(proto, addrs[4:] + addrs[:4], dport, sport)]

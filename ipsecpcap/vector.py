@@ -268,15 +268,22 @@ class _SeenSAs:
         self._spi = np.empty(0, dtype=np.uint64)
         self._addr = np.empty(0, dtype=np.uint64)
         self._new: list[tuple[int, int]] = []
+        self._new_set: set[tuple[int, int]] = set()
         self._pairs = np.empty(0, dtype=np.uint64)  # sorted unique address pairs
         self._keys = np.empty(0, dtype=np.uint64)  # sorted rank << 32 | spi
 
     def add(self, spi: int, addr: int) -> None:
         self._new.append((spi, addr))
+        self._new_set.add((spi, addr))
+
+    def pending(self, spi: int, addr: int) -> bool:
+        """Added since the arrays were last merged (contains() does not know it yet)."""
+        return (spi, addr) in self._new_set
 
     def _merge(self) -> None:
         new = np.array(self._new, dtype=np.uint64).reshape(-1, 2)
         self._new = []
+        self._new_set = set()
         self._spi = np.concatenate((self._spi, new[:, 0]))
         self._addr = np.concatenate((self._addr, new[:, 1]))
         self._pairs = np.unique(self._addr)
@@ -382,14 +389,11 @@ class Classifier:
             addr = a64[i]
             self._esp.append((i + base, spi, addr, seq, tot[i], u, ts[i], frames[i]))
             # the first packet of every new SA (from the SPI to the end captured), for esp_sample
-            order = np.lexsort((addr, spi))  # stable: frame order within a key
-            s_spi, s_addr = spi[order], addr[order]
-            new = np.ones(len(order), dtype=bool)
-            new[1:] = (s_spi[1:] != s_spi[:-1]) | (s_addr[1:] != s_addr[:-1])
-            first = np.sort(order[new])  # each SA's first frame in this block, in frame order
-            first = first[~self._seen_v4.contains(spi[first], addr[first])]
+            unseen = np.flatnonzero(~self._seen_v4.contains(spi, addr))
             samples = rec.samples
-            for j in first.tolist():
+            for j in unseen.tolist():  # in frame order; after an SA's first, _see makes it seen
+                if self._seen_v4.pending(int(spi[j]), int(addr[j])):
+                    continue
                 f = int(i[j])
                 k = (IPPROTO_ESP, int(spi[j]), int(addr[j]).to_bytes(8, "big"))
                 self._see((k,))

@@ -1,22 +1,26 @@
 """The vectorised fast path: blocks of records classified with numpy, and
 the common packets applied to the tracker once per SA and per flow.
 
-Where the time went (the 1M-packet benchmark capture, one core, before this
-module; stage by stage with repeated runs, shares from ``cProfile``): the
-reader's record walk 1.0 s; the per-packet decoder 3.0 s, of which about
-30 % in ``Tracker.esp`` / ``Tracker.flow``, 10 % in ``struct.unpack_from``
-and the rest the ``frame`` / ``ipv4`` / ``transport`` dispatch (Python
-function calls and dict look-ups, the same for every ESP packet of an SA);
-IKE parsing 0.4 s of it (11.5k messages); the tables 1.2 s; start-up 0.2 s.
-So the common packets are taken here in bulk, and the reader's walk does
-the least it can (see :meth:`ipsecpcap.reader._Pcap.walk`).
+Where the time went (the 1M-packet benchmark capture, one core, cProfile and
+line_profiler, before this module): the reader's record walk 1.0 s; the
+per-packet decoder 3.0 s, of which about 30 % in ``Tracker.esp`` /
+``Tracker.flow``, 10 % in ``struct.unpack_from`` and the rest the ``frame`` /
+``ipv4`` / ``transport`` dispatch (Python calls and dict look-ups, the same
+for every ESP packet of an SA); IKE parsing 0.4 s (11.5k messages); the
+tables 1.2 s; start-up 0.2 s.  After the first version of this module (32Ki-
+frame batches): the record walk 0.9 s, per-group updates 1.4 s (65k ESP and
+97k flow group updates), the frame-by-frame decoding of AH, IKE and
+keep-alives 0.4 s.  Hence: the walk in C (:mod:`ipsecpcap._walk`), blocks
+classified as they arrive so a batch keeps only the fields it needs (128Ki
+frames per batch at less memory), AH in bulk, and the groups of known SAs
+and flows applied in tight loops.
 
 Two stages, which can run in one process (:class:`VectorDecoder`) or in two
 (:mod:`ipsecpcap.parallel`, ``--jobs 2``): a :class:`Classifier` turns
 blocks into :class:`Batch` es -- plain data, no tracker -- and an
 :class:`Applier` applies them to the :class:`~ipsecpcap.tracker.Tracker`.
 
-The classifier, for a batch of blocks (about :data:`BATCH` frames):
+The classifier, block by block (:meth:`Classifier._classify_block`):
 
 1. **Classify.**  The first 50 bytes of every record are gathered into an
    ``(n, 50)`` array (Ethernet 14 + IPv4 20 + UDP 8 + ESP 8) and every frame
@@ -24,43 +28,54 @@ The classifier, for a batch of blocks (about :data:`BATCH` frames):
    *ESP* (untagged Ethernet, IPv4 without options, not a fragment, ESP or
    ESP in UDP 4500 with at least the SPI and sequence number captured),
    *flow* (the same IPv4 carrying TCP with its flags captured, or UDP not on
-   port 500 or 4500), or *other* (everything else: IKE, NAT-keepalives,
-   VLAN tags, IPv6, IP options and fragments, AH, ICMP, truncated headers).
+   port 500 or 4500), *AH* (the same IPv4 carrying AH alone, or protecting
+   ESP, TCP or UDP off the IKE ports, 16 more bytes gathered after it: the AH
+   joins the AH frames, what it protects the ESP or flow frames), or *other*
+   (everything else: IKE, NAT-keepalives, VLAN tags, IPv6, IP options and
+   fragments, ICMP, truncated headers).
 2. **Decode the other frames** with the real decoder (and the one
    reassembler) into a sink that records its calls (an IKE message is kept
    as bytes: the applier parses it).  The calls name the SA and flow keys
    those frames touch (for an ICMP error, also the quoted packet's flow).
-3. **Group.**  ESP frames are sorted (stably) by SA key -- SPI and
+   The first packet of each new ESP SA is kept (``esp_sample``); the block's
+   buffer is not.
+
+and for a batch of blocks (about :data:`BATCH` frames, :meth:`Classifier.flush`):
+
+3. **Group.**  AH and ESP frames are sorted (stably) by SA key -- SPI and
    addresses -- and flows by protocol and their two endpoints, so each group
    is one SA direction or one flow (both directions) in frame order, and its
    sums, first and last values are computed.  A group whose key some other
    frame touches becomes calls, one per frame, as the decoder would make.
-4. **Order.**  The calls and the groups (at their first frame) are put in
-   frame order, so even the tracker's dicts fill in the same order as frame
-   by frame.  The first packet of each new ESP SA is kept (``esp_sample``).
+4. **Order.**  The calls and the groups (at their first frame; AH before
+   what it protects) are put in frame order, so even the tracker's dicts
+   fill in the same order as frame by frame.
 
-The applier replays the calls and applies each group: an ESP group goes
-frame by frame through :meth:`Tracker.esp` until its SA's anti-replay state
-takes the next in order (``seq == top + 1``, see :mod:`ipsecpcap.sequence`)
-and the rest of the group is consecutive; the rest is one update: counts and
-bytes added, the last packet's time, frame and number stored, the frames of
-the last 64 numbers put in the ring.  A new flow's first frame goes through
-:meth:`Tracker.flow` (which decides its direction); the rest is added per
-direction, with the TCP observations OR-ed (a packet from the initiator with
-ACK after the SYN-ACK completes the handshake: the first SYN-ACK is compared
-with the last ACK).
+The applier first applies the groups whose SA or flow entry exists (they
+touch nothing else, so order does not matter; :meth:`_EspGroups.apply_known`,
+:meth:`_FlowGroups.apply_known`), then replays the calls and the other groups
+in order.  An SA group goes frame by frame through :meth:`Tracker.esp` /
+:meth:`Tracker.ah` until its SA's anti-replay state takes the next in order
+(``seq == top + 1``, see :mod:`ipsecpcap.sequence`) and the rest of the group
+is consecutive; the rest is one update: counts and bytes added, the last
+packet's time, frame and number stored, the frames of the last 64 numbers
+put in the ring.  A new flow's first frame goes through :meth:`Tracker.flow`
+(which decides its direction); the rest is added per direction, with the
+TCP observations OR-ed (a packet from the initiator with ACK after the
+SYN-ACK completes the handshake: the first SYN-ACK is compared with the last
+ACK).
 
 Why the results are identical to the frame-by-frame decoder: the tracker's
 state is per SA and per flow, a group is taken in bulk only when no other
 frame of the batch touches its key, and the bulk update is what
-:meth:`Tracker.esp` / :meth:`Tracker.flow` compute for a run in order.  A
-block whose timestamps go backwards (anywhere, or behind an earlier block)
-is decoded frame by frame into calls, since first / last times then depend
-on the order.  ``tests/ipsecpcap/test_vector.py`` compares every table of
-both paths on every fixture capture, the benchmark capture scaled down and a
-synthetic capture that leaves the bulk path every way there is.
-``IPSECPCAP_FASTPATH=packet`` (or ``analyze_capture(..., vector=False)``)
-forces the frame-by-frame path.
+:meth:`Tracker.esp` / :meth:`Tracker.ah` / :meth:`Tracker.flow` compute for
+a run in order.  A block whose timestamps go backwards (anywhere, or behind
+an earlier block) is decoded frame by frame into calls, since first / last
+times then depend on the order.  ``tests/ipsecpcap/test_vector.py`` compares
+every table of both paths on every fixture capture, the benchmark capture
+scaled down and a synthetic capture that leaves the bulk path every way
+there is.  ``IPSECPCAP_FASTPATH=packet`` (or ``analyze_capture(...,
+vector=False)``) forces the frame-by-frame path.
 """
 from __future__ import annotations
 

@@ -82,6 +82,7 @@ class SaCrypto:
         self.states: dict[tuple, SaState] = {}
         self._ciphers: dict[int, EspCipher | None] = {}
         self.bound: dict[int, set[tuple]] = {}  # id(key) -> SA keys it verified on
+        self.wraps = 0  # bound SAs found to use extended sequence numbers by a wrapped counter (see inline)
         self.problems: list[str] = []
 
     # ------------------------------------------------------------------ key matching
@@ -172,10 +173,39 @@ class SaCrypto:
             alt = st.cipher.open(esp, st.seq_hi + 1)
             if alt.status == "ok":
                 st.esn, hi, res = True, st.seq_hi + 1, alt
+                self.wraps += 1
         self.count(st, res.status)
         if res.status == "ok":
             self._advance(st, seq, hi)
         return res
+
+    def inline(self, spi: int, addrs: bytes) -> tuple | None:
+        """``(state,) + cipher.inline_parts()`` for an ESP SA bound to a key whose
+        packets a loop may open itself (:meth:`EspCipher.inline_parts`), else None.
+
+        The contract for such a loop, which makes it count and bind exactly as
+        :meth:`esp`: a packet whose ICV or tag verifies is settled with
+        :meth:`verified`; any other packet (too short, a tag or ICV that fails) goes
+        to :meth:`esp` untouched, which opens it again and decides.  An ICV failure
+        may reveal a wrapped 32-bit counter: the SA then uses extended sequence
+        numbers and is no longer for the loop, which learns it from :attr:`wraps`
+        changing (the only way a bound SA's ``esn`` changes).  Only once a packet
+        of the SA opened (``last_seq`` is set)."""
+        st = self.states.get((ESP, spi, addrs))
+        if st is None or st.cipher is None or st.esn or st.last_seq is None:
+            return None
+        parts = st.cipher.inline_parts()
+        return None if parts is None else (st,) + parts
+
+    def verified(self, st: SaState, seq: int, status: str) -> None:
+        """Count a packet of an SA without extended sequence numbers whose ICV or tag
+        verified (``status``: its trailer's verdict), as :meth:`esp` does."""
+        if status == "ok":
+            st.decrypted += 1
+            if st.last_seq is None or seq > st.last_seq:
+                st.last_seq = seq
+        else:
+            self.count(st, status)
 
     def _match(self, st: SaState, sa: tuple, seq: int, verifies) -> bool:
         named, others = self._candidates(sa[0], sa[1], sa[2])

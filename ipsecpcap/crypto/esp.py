@@ -99,6 +99,15 @@ def _ok(nh: int, payload: bytes, pad: int, detail: str, tfc: int) -> EspOpened:
     return r
 
 
+def _decrypt_into(decrypt):
+    """AEAD ``decrypt_into`` for a ``cryptography`` that only has ``decrypt``."""
+
+    def into(nonce, data, associated_data, buf):
+        buf[:] = decrypt(nonce, data, associated_data)
+
+    return into
+
+
 _INTEGRITY_FAILURE = EspOpened("integrity_failure", None, None, None, "ICV does not verify")
 _TAG_FAILURE = EspOpened("integrity_failure", None, None, None, "AEAD tag does not verify")
 
@@ -234,6 +243,38 @@ class EspCipher:
         if nh == 41:
             return len(p) >= 40 and p[0] >> 4 == 6 and 40 + int.from_bytes(p[4:6], "big") <= len(p)
         return True
+
+    def inline_parts(self) -> tuple | None:
+        """What a loop over many packets needs to open this SA's packets itself, without
+        a call to :meth:`open` per packet; None when only :meth:`open` may open them.
+
+        ``("aead", decrypt_into, salt)`` -- AES-GCM with a 16-byte ICV and
+        ChaCha20-Poly1305 (as :meth:`_plain_aead12`): ``decrypt_into(salt | esp[8:16],
+        esp[16:], esp[:8], out)`` writes the plaintext (``len(esp) - 32`` bytes, at
+        least 2) into ``out``, or raises :class:`InvalidTag`.
+
+        ``("cbc", update_into, iv_len, block, min_ct, icv_len, inner, outer)`` -- a
+        CBC cipher with an HMAC (as :meth:`_plain_cbc`): the ICV is
+        ``outer.copy().update(inner.copy().update(esp[:-icv_len]).digest()).digest()[:icv_len]``;
+        ``update_into(esp[8:-icv_len], out)`` (the SA's one CBC context, see the
+        module docstring) writes ``iv_len`` bytes of garbage and then the plaintext,
+        when the ciphertext after the IV is at least ``min_ct`` bytes and a multiple
+        of ``block`` (``out`` needs ``block`` bytes of room beyond).
+
+        Both are authenticated, so the trailer's padding bytes cannot make a packet
+        fail (see :meth:`_trailer`, which the loop must still use for anything but
+        the common shape it checks itself).  Only for packets without the high half
+        of an extended sequence number."""
+        if self.problem:
+            return None
+        fn = getattr(self._plain, "__func__", None)
+        if fn is EspCipher._plain_aead12:
+            into = getattr(self._aead, "decrypt_into", None)  # cryptography >= 45
+            return ("aead", into or _decrypt_into(self._aead.decrypt), self._salt)
+        if fn is EspCipher._plain_cbc and self._mac is not None and hasattr(self._mac, "pads"):
+            inner, outer = self._mac.pads()
+            return ("cbc", self._cbc.update_into, self.iv_len, self.block, self._min_ct, self.icv_len, inner, outer)
+        return None
 
     def _prepare(self, esp, seq_hi):
         """(memoryview, ESN high bytes or None, failure or None)."""

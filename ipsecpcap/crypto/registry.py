@@ -187,6 +187,11 @@ class _Hmac(Mac):
         self._outer = hashlib.new(hash_name, bytes(b ^ 0x5C for b in key))
         self.icv_len = icv_len
 
+    def pads(self) -> tuple:
+        """(inner, outer): the hash objects with the key pads absorbed, for a loop that
+        computes the HMAC inline (copy each, as :meth:`icv` does; never update them)."""
+        return self._inner, self._outer
+
     def icv(self, *parts) -> bytes:
         h = self._inner.copy()
         for p in parts:

@@ -7,7 +7,7 @@ described by :class:`Anomaly` entries on the record (STYLE.md, "Dissectors").
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 SCHEMA_VERSION = 1
 
@@ -151,3 +151,60 @@ class IkeMessage:
     @property
     def payload_names(self) -> list[str]:
         return [p.name for p in self.payloads]
+
+
+class IkeSummary(NamedTuple):
+    """What the analysis keeps of one IKE message: an :class:`IkeMessage`
+    without its encrypted payload.
+
+    Without keys the encrypted payload (IKEv2 SK or SKF, RFC 7296 3.14 /
+    RFC 7383 2.5; IKEv1's encrypted body, RFC 2408 3.1) says nothing but its
+    length, and most messages of a long capture are encrypted: kept as an
+    :class:`IkeMessage` each would cost a :class:`Payload` and its dict.  The
+    header, the payload names (``payload_names`` lists it), the anomalies and
+    the payloads in clear are kept, under the names :class:`IkeMessage` uses,
+    so either reads the same.  Whoever decrypts dissects the message again.
+    A named tuple: built quickly, small, immutable.
+    """
+
+    version: int
+    minor_version: int
+    ispi: bytes
+    rspi: bytes
+    next_payload: int
+    exchange_type: int
+    exchange: str
+    flags: int
+    mid: int
+    length: int
+    encrypted: bool
+    payload_names: tuple[str, ...]  # every payload, the encrypted one included
+    payloads: tuple[Payload, ...]  # the payloads in clear (all of them unless encrypted)
+    anomalies: tuple[Anomaly, ...]
+
+    @property
+    def initiator_flag(self) -> bool | None:
+        """IKEv2 I flag (RFC 7296 3.1); None for IKEv1."""
+        return bool(self.flags & 0x08) if self.version == 2 else None
+
+    @property
+    def response_flag(self) -> bool | None:
+        """IKEv2 R flag; None for IKEv1."""
+        return bool(self.flags & 0x20) if self.version == 2 else None
+
+    @classmethod
+    def of(cls, msg: "IkeMessage | IkeSummary") -> "IkeSummary":
+        """The summary of a dissected message (a summary is returned as it is)."""
+        if isinstance(msg, IkeSummary):
+            return msg
+        names = tuple(p.name for p in msg.payloads)
+        payloads = msg.payloads
+        if msg.encrypted and payloads and payloads[-1].name in ENCRYPTED_PAYLOADS:
+            payloads = payloads[:-1]  # IKEv2 SK/SKF end the chain; IKEv1's body is its only payload
+        return cls(msg.version, msg.minor_version, msg.ispi, msg.rspi, msg.next_payload, msg.exchange_type,
+                   msg.exchange, msg.flags, msg.mid, msg.length, msg.encrypted, names, payloads, msg.anomalies)
+
+
+# the names of the payload that holds a message's encrypted part: IKEv2 SK and
+# SKF; IKEv1's whole body, named "encrypted" by the dissector
+ENCRYPTED_PAYLOADS = frozenset(("SK", "SKF", "encrypted"))

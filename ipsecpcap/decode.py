@@ -20,10 +20,11 @@ recorder (``ipsecpcap.frames``) keeps one row per frame for cross-checks.
 from __future__ import annotations
 
 import struct
+from functools import lru_cache
 from typing import Protocol
 
-from .dissectors.ike import IKE_HEADER_LEN, parse_ike
-from .dissectors.records import IkeMessage
+from .dissectors.ike import IKE_HEADER_LEN, summarize_ike
+from .dissectors.records import IkeMessage, IkeSummary
 from .reassembly import Reassembler
 
 # ------------------------------------------------------------------ link types
@@ -100,7 +101,7 @@ class Sink(Protocol):  # pragma: no cover - documentation of the interface
     def esp_sample(self, spi: int, addrs: bytes, packet) -> None: ...  # first packet of a new ESP SA
     def ah(self, frame: int, ts: float, addrs: bytes, spi: int, seq: int, length: int,
            next_header: int) -> None: ...
-    def ike(self, frame: int, ts: float, addrs: bytes, sport: int, dport: int, msg: IkeMessage,
+    def ike(self, frame: int, ts: float, addrs: bytes, sport: int, dport: int, msg: IkeSummary | IkeMessage,
             marker: bool, fragments: int, raw: bytes) -> None: ...
     def keepalive(self, frame: int, ts: float, addrs: bytes, sport: int, dport: int) -> None: ...
     def flow(self, frame: int, ts: float, proto: int, addrs: bytes, sport: int, dport: int,
@@ -121,9 +122,10 @@ class Decoder:
 
     __slots__ = ("sink", "counts", "reasm")
 
-    # the IKE dissector; the vectorised path's recording decoder leaves the parsing
-    # to the process that applies the records (see ipsecpcap.vector)
-    parse_ike = staticmethod(parse_ike)
+    # the IKE dissector: what the tracker keeps of a message (an IkeSummary, quick for the
+    # encrypted ones); the vectorised path's recording decoder leaves the parsing to the
+    # process that applies the records (see ipsecpcap.vector)
+    parse_ike = staticmethod(summarize_ike)
 
     def __init__(self, sink, reassembler: Reassembler | None = None):
         self.sink = sink
@@ -501,6 +503,7 @@ def _skip_ethertype(et: int) -> str:
     return f"skipped:non-IP ethertype 0x{et:04x}" + (f" ({name})" if name else "")
 
 
+@lru_cache(maxsize=4096)  # one string per SPI: every flow carried inside the SA keeps it
 def _spi_text(spi: int) -> str:
     return f"0x{spi:08x}"
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .crypto.ike import Ikev1Decryptor, ikev2_open
-from .dissectors.ikev2 import parse_ikev2_inner
+from .dissectors.ikev2 import parse_ikev2, parse_ikev2_inner
 from .dissectors.isakmp import parse_isakmp_inner
 from .dissectors.records import Payload
 from .ikesa import Chosen, IkeSa, is_initiator
@@ -78,8 +78,7 @@ def _v2(sa: IkeSa, key, info: SaKeys, out: dict) -> None:
     firsts: dict[tuple, int] = {}
     for ev in sa.events:
         m = ev.msg
-        sk = next((p for p in m.payloads if p.type in (SK, SKF)), None)
-        if sk is None:
+        if not m.encrypted:  # IKEv2: no SK or SKF payload (RFC 7296 3.14, RFC 7383 2.5)
             continue
         if key is None:
             out[id(ev)] = Decrypted("no_key")
@@ -89,6 +88,8 @@ def _v2(sa: IkeSa, key, info: SaKeys, out: dict) -> None:
         if res.status != "ok":
             out[id(ev)] = _record(info, ev, res.status, (), fp, (res.detail,) if res.detail else ())
             continue
+        # the tracker keeps a message's summary, without its SK or SKF payload: dissected again here
+        sk = next(p for p in parse_ikev2(ev.raw).payloads if p.type in (SK, SKF))
         if sk.type == SK:
             payloads, anomalies = parse_ikev2_inner(res.first_payload, res.plaintext)
             out[id(ev)] = _record(info, ev, "ok", payloads, fp, [f"{a.kind}:{a.where}" for a in anomalies])

@@ -3,7 +3,8 @@
 A :class:`Tracker` receives events from :class:`ipsecpcap.decode.Decoder` and
 keeps one small mutable list per SA direction and per flow -- never one
 record per packet -- plus the IKE messages, which are rare.  Memory grows
-with the number of SAs and flows, not with the number of packets.
+with the number of SAs and flows, not with the number of packets; an IKE
+message costs a few hundred bytes (see :meth:`Tracker.ike`).
 
 A tracker is the partial result of one capture (or one slice of one): two
 trackers merge with :meth:`Tracker.merge`, the earlier one first, which is
@@ -15,7 +16,7 @@ from __future__ import annotations
 from array import array
 from dataclasses import dataclass
 
-from .dissectors.records import IkeMessage
+from .dissectors.records import IkeMessage, IkeSummary
 from .sequence import CAPTURE_SHIFT, FORCE, SeqState, SeqSummary, new_ring
 
 # indexes into an SA entry (a list, for cheap in-place updates in the hot path)
@@ -66,14 +67,14 @@ class IkeEvent:
     dport: int
     marker: bool  # came with the RFC 3948 non-ESP marker (UDP 4500)
     fragments: int  # IP fragments it was reassembled from (0: not fragmented)
-    msg: IkeMessage
-    raw: bytes = b""  # the message as sent (non-ESP marker removed), for decryption
+    msg: IkeSummary | IkeMessage  # what the tracker keeps: an IkeSummary (tests may give a whole IkeMessage)
+    raw: bytes = b""  # the message as sent (non-ESP marker removed), for decryption; see Tracker.ike
 
 
 class Tracker:
     """Aggregates the decoder's events.  See the module docstring."""
 
-    def __init__(self, capture: str = "-"):
+    def __init__(self, capture: str = "-", keep_ike_ciphertext: bool = True):
         self.captures: list[str] = [capture]
         self.sas: dict[tuple, list] = {}  # (proto, spi, addrs) -> SA entry
         self.flows: dict[tuple, list] = {}  # (proto, addrs, sport, dport) initiator first -> flow entry
@@ -88,6 +89,12 @@ class Tracker:
         self.first_ts: float | None = None
         self.last_ts: float | None = None
         self.warnings: list[str] = []
+        # the raw bytes of encrypted IKE messages are of use only to whoever has IKE keys
+        # (ipsecpcap.ikedecrypt): without, they are not kept (see ike())
+        self.keep_ike_ciphertext = keep_ike_ciphertext
+        # one object for each SPI, address pair, port and payload name list, however many
+        # messages carry it (a long capture repeats the same few, message after message)
+        self._shared: dict = {}
 
     # ------------------------------------------------------------------ sink: hot path
     def esp(self, frame, ts, addrs, spi, seq, length, encap, fragments):
@@ -187,7 +194,20 @@ class Tracker:
 
     # ------------------------------------------------------------------ sink: rare events
     def ike(self, frame, ts, addrs, sport, dport, msg, marker, fragments, raw):
-        self.ike_events.append(IkeEvent(0, frame, ts, addrs, sport, dport, marker, fragments, msg, raw))
+        """One IKE message (``msg``: its IkeSummary or IkeMessage, ``raw``: its bytes).
+
+        Kept: its IkeSummary -- the payloads in clear, not the encrypted one --
+        with the values that repeat from message to message shared, and its
+        bytes unless it is encrypted and ``keep_ike_ciphertext`` is off.  About
+        300 bytes for an encrypted message, beside its bytes."""
+        shared = self._shared.setdefault
+        m = IkeSummary.of(msg)
+        m = m._replace(ispi=shared(m.ispi, m.ispi), rspi=shared(m.rspi, m.rspi),
+                       payload_names=shared(m.payload_names, m.payload_names))
+        if m.encrypted and not self.keep_ike_ciphertext:
+            raw = b""
+        self.ike_events.append(IkeEvent(0, frame, ts, shared(addrs, addrs), shared(sport, sport),
+                                        shared(dport, dport), marker, fragments, m, raw))
 
     def icmp_error(self, frame, ts, addrs, proto, icmp_type, code, quoted, quoted_flow):
         """An ICMP error quoting a packet of a known flow marks that flow."""

@@ -84,3 +84,28 @@ def test_merge_sas_across_captures():
     esp, ah = sa_table(merged)
     assert (esp.packets, esp.first_frame, esp.capture, esp.last_frame, esp.last_capture) == (2, 7, "one.pcap", 3, "two.pcap")
     assert ah.protocol == "ah" and ah.next_headers == {"esp": 1} and ah.capture == "two.pcap"
+
+
+def _ikev2_sk_message(mid: int) -> bytes:
+    """An IKEv2 INFORMATIONAL request: the 28-byte header (RFC 7296 3.1) and one SK payload."""
+    import struct
+
+    body = struct.pack("!BBH", 0, 0, 4 + 32) + bytes(32)  # SK: generic header + IV, data, ICV
+    return struct.pack("!8s8sBBBBII", b"\x11" * 8, b"\x22" * 8, 46, 0x20, 37, 0x08, mid, 28 + len(body)) + body
+
+
+def test_ike_messages_kept_small():
+    """The tracker keeps an IkeSummary per message: the SK payload left out, the bytes of an
+    encrypted message only while IKE keys may need them, one object per SPI and address pair."""
+    from ipsecpcap.dissectors.ike import parse_ike
+
+    for keep in (True, False):
+        tr = Tracker("x", keep_ike_ciphertext=keep)
+        for mid in (1, 2):
+            raw = _ikev2_sk_message(mid)
+            tr.ike(mid, float(mid), bytes(A + B), 500, 500, parse_ike(raw), False, 0, raw)
+        first, second = tr.ike_events
+        assert first.msg.payload_names == ("SK",) and first.msg.payloads == () and first.msg.encrypted
+        assert first.msg.exchange == "INFORMATIONAL" and first.msg.initiator_flag and not first.msg.response_flag
+        assert (first.raw == _ikev2_sk_message(1)) if keep else first.raw == b""
+        assert first.msg.ispi is second.msg.ispi and first.addrs is second.addrs

@@ -465,23 +465,28 @@ def _uat_fields(at: _At, line: str) -> list[str]:
             i += 1
         if i < n and line[i] == '"':
             i += 1
-            buf = []
-            while i < n and line[i] != '"':
-                c = line[i]
-                if c == "\\" and i + 1 < n:
-                    if line[i + 1] == "x" and re.fullmatch(r"[0-9a-fA-F]{2}", line[i + 2:i + 4]):
-                        buf.append(chr(int(line[i + 2:i + 4], 16)))
-                        i += 4
+            j = line.find('"', i)
+            if j >= 0 and "\\" not in line[i:j]:  # no escape before the closing quote: the field is the slice
+                out.append(line[i:j])
+                i = j + 1
+            else:
+                buf = []
+                while i < n and line[i] != '"':
+                    c = line[i]
+                    if c == "\\" and i + 1 < n:
+                        if line[i + 1] == "x" and re.fullmatch(r"[0-9a-fA-F]{2}", line[i + 2:i + 4]):
+                            buf.append(chr(int(line[i + 2:i + 4], 16)))
+                            i += 4
+                            continue
+                        buf.append(line[i + 1])
+                        i += 2
                         continue
-                    buf.append(line[i + 1])
-                    i += 2
-                    continue
-                buf.append(c)
+                    buf.append(c)
+                    i += 1
+                if i >= n:
+                    raise at.err(f"unterminated quoted field in column {len(out) + 1}")
                 i += 1
-            if i >= n:
-                raise at.err(f"unterminated quoted field in column {len(out) + 1}")
-            i += 1
-            out.append("".join(buf))
+                out.append("".join(buf))
         else:
             j = line.find(",", i)
             j = n if j < 0 else j

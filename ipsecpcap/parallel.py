@@ -42,10 +42,6 @@ class _Progress:
         self.frames = 0
 
 
-def _stamps(block):
-    """A block's time span (a Simple Packet Block has no timestamp: 0.0 says nothing)."""
-    stamps = [t for t in block.ts if t] if block.ts and not block.ts[0] else block.ts
-    return (min(stamps), max(stamps)) if stamps else None
 
 
 def read_error(path, e: BaseException) -> InputError | None:
@@ -72,7 +68,7 @@ def _classify(path, block_bytes: int, conn, stdin_fd: int | None) -> None:
         with open_capture(source, block_bytes=block_bytes, name="-" if stdin_fd is not None else None) as reader:
             conn.send(("start", reader.name, reader.size))
             for block in reader:
-                span = _stamps(block)
+                span = block.span()
                 if span is not None:
                     first = span[0] if first is None else min(first, span[0])
                     last = span[1] if last is None else max(last, span[1])

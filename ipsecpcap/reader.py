@@ -112,6 +112,13 @@ class Block:
         lt = self.linktypes
         return lt if isinstance(lt, int) else lt[i]
 
+    def span(self) -> tuple[float, float] | None:
+        """(earliest, latest) timestamp of the block's records, None if it has none.
+        A pcapng Simple Packet Block has no timestamp: its 0.0 says nothing."""
+        ts = self.ts
+        stamps = [t for t in ts if t] if ts and not ts[0] else ts
+        return (min(stamps), max(stamps)) if stamps else None
+
 
 class ArrayBlock(Block):
     """A :class:`Block` of classic-pcap records made from numpy arrays: the
@@ -143,6 +150,14 @@ class ArrayBlock(Block):
     @cached_property
     def frames(self) -> list[int]:
         return list(range(self.first_frame, self.first_frame + len(self.arrays[0])))
+
+    def span(self) -> tuple[float, float] | None:
+        ts = self.arrays[2]
+        if not len(ts):
+            return None
+        if ts[0]:  # classic pcap has no timestamp-less records: a 0.0 here is the epoch
+            return float(ts.min()), float(ts.max())
+        return Block.span(self)
 
     def frame_array(self) -> np.ndarray:
         return np.arange(self.first_frame, self.first_frame + len(self.arrays[0]), dtype=np.int64)

@@ -278,9 +278,8 @@ def _classic_record(lt: int, ts: float, data: bytes, origlen: int) -> bytes:
 
 def _block_headers(block, caps):
     """The classic pcap record headers of a block's records -- (sec, usec, caplen,
-    max(origlen, caplen)), little-endian, what :meth:`_Writer.record` packs one by one
-    -- as an (n, 4) array and as bytes, with the sec, usec and origlen - caplen (at
-    least 0) lists; None when a value does not fit in a header field (the
+    max(origlen, caplen)), what :meth:`_Writer.record` packs one by one -- as an (n, 4)
+    little-endian array; None when a value does not fit in a header field (the
     frame-by-frame writer then decides)."""
     ts = block.arrays[2] if block.arrays is not None else np.array(block.ts, dtype=np.float64)
     origs = np.asarray(block.origlens, dtype=np.int64)
@@ -288,27 +287,45 @@ def _block_headers(block, caps):
     if not (np.isfinite(usec).all() and (usec >= 0).all() and (usec < 0xFFFFFFFF * 1e6).all()
             and (caps <= 0xFFFF0000).all() and (origs >= 0).all() and (origs <= 0xFFFF0000).all()):
         return None
-    sec, us = np.divmod(usec.astype(np.int64), 1_000_000)
     heads = np.empty((len(caps), 4), dtype="<u4")
-    heads[:, 0], heads[:, 1], heads[:, 2], heads[:, 3] = sec, us, caps, np.maximum(origs, caps)
-    return heads, heads.tobytes(), sec.tolist(), us.tolist(), np.maximum(origs - caps, 0).tolist()
+    heads[:, 0], heads[:, 1] = np.divmod(usec.astype(np.int64), 1_000_000)
+    heads[:, 2], heads[:, 3] = caps, np.maximum(origs, caps)
+    return heads
 
 
 # kinds of frame in FastDecrypt.block
-_COPY, _ESP, _DECODER = 0, 1, 2
+_COPY = 0  # copied as it is: the keyed decoder would only have counted it
+_AEAD = 1  # ESP of an SA allowed inline (SaCrypto.inline) with an AEAD when the block starts
+_ESP = 2  # other ESP the classifier found: CBC inline, an SA allowed inline since, or SaCrypto.esp
+_AH = 3  # AH (IPv4 without options) over TCP or UDP not to 500 / 4500: SaCrypto.ah, then copied
+_DECODER = 4  # everything else: the keyed decoder, frame by frame
+
 _pack_head = _REC_HEAD.pack_into
 # the first 24 bytes of an inner IPv4 packet: version/IHL, total length, flags/fragment offset,
 # protocol, and the ports of UDP after a 20-byte header
 _inner_head = struct.Struct("!BxHxxHxB10xHH").unpack_from
+_AR4 = np.arange(4, dtype=np.int64)
 _AR16 = np.arange(16, dtype=np.int64)
 _AR30 = np.arange(30, dtype=np.int64)
 _MIX = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: the SPI spread over 64 bits
+
+
+def _never(*args) -> None:
+    raise InvalidTag
+
+
+# what FastDecrypt.ents holds for an SA it may no longer open itself (see _forget): never opens
+_NO_SA = (None, None, _never, b"")
 
 
 def _sa_hash(spis, hosts):
     """One 64-bit number per (SPI, addresses), to find SAs with searchsorted (verified after)."""
     with np.errstate(over="ignore"):
         return hosts.astype(np.uint64) ^ (spis.astype(np.uint64) * _MIX)
+
+
+def _u16(rows, i):
+    return rows[:, i].astype(np.int64) << 8 | rows[:, i + 1]
 
 
 class FastDecrypt:
@@ -321,12 +338,14 @@ class FastDecrypt:
     about 45 %; building each output record (``round``, ``divmod``, a struct, two or
     three concatenations of the frame) about 25 %; the writes the rest.  Once those
     were gone, what was left per ESP frame was Python statements -- each one on the
-    order of 100 ns here -- so the loop does as few as it can: the SA is found for
-    the whole block with numpy, the record headers are written after the loop with
-    numpy, and the frames that are only copied are not visited.  A trap found on
-    the way: a list of memoryviews kept until the block is written costs as much as
-    the decryption (each is a tracked object that the garbage collector walks again
-    and again), so the records are written into one buffer.
+    order of 100 ns on the 2-core benchmark machine -- and the AH frames, 2 % of the
+    frames but 10 % of the time in the keyed decoder.  So each statement in the loop
+    has to earn its place: the SA is found for the whole block with numpy, the record
+    headers are written after the loop with numpy, the frames that are only copied
+    are not visited, AH over TCP / UDP only calls ``SaCrypto.ah``, and (callgrind)
+    no memoryview is made per packet -- slicing one costs more than copying a
+    kilobyte of bytes.  Another trap: a list of memoryviews kept until the block is
+    written costs as much as the decryption, so the records go into one buffer.
     """
 
     def __init__(self, crypto: SaCrypto, dec, stats: DecryptStats, only_decrypted: bool):
@@ -335,45 +354,70 @@ class FastDecrypt:
         # emptied when a bound SA turns out to use extended sequence numbers (SaCrypto.wraps)
         self.inline: dict = {}
         self.wraps = crypto.wraps
-        # the same SAs numbered for a block (see _index): entry 0 is "none"
+        # the same SAs numbered for a block (see _sa_numbers): entry 0 is "none"
         self.ents: list = [None]
-        self._index = None  # (sorted hashes, their SA numbers, SPIs, hosts), None when to be rebuilt
-        self.buf = bytearray()
+        self._index = None  # what _sa_numbers searches; None: to be rebuilt
+        self.buf = bytearray()  # the block's records
 
     def _learn(self, spi: int, addrs: bytes, host: int) -> None:
-        """After SaCrypto.esp opened a packet of this SA the slow way: may the loop open the next?"""
-        crypto = self.crypto
-        if crypto.wraps != self.wraps:
+        """After SaCrypto.esp opened a packet of this SA: may the loop open the next ones itself?"""
+        if self.crypto.wraps != self.wraps:
             self._forget()
-        sa = crypto.inline(spi, addrs)
+        sa = self.crypto.inline(spi, addrs)
         if sa is not None:
             self.inline[(spi, host)] = sa
             self._index = None
 
     def _forget(self) -> None:
-        """Some SA turned out to use extended sequence numbers: no SA is opened inline until
-        SaCrypto.esp has said again that it may be (the entries are cleared in place: the loop
-        holds the list)."""
+        """Some SA turned out to use extended sequence numbers: no SA is opened here until
+        SaCrypto.esp has said again that it may be.  The entries the running loop holds
+        become :data:`_NO_SA`."""
         self.wraps = self.crypto.wraps
         self.inline.clear()
-        self.ents[:] = [None] * len(self.ents)
+        self.ents[1:] = [_NO_SA] * (len(self.ents) - 1)
         self._index = None
 
     def _sa_numbers(self, spis, hosts):
-        """The number in :attr:`ents` of each frame's SA (0: none known at the block's start)."""
+        """(the number in :attr:`ents` of each frame's SA, 0 when none is known; whether that
+        SA is opened with an AEAD)."""
         if self._index is None:
             keys = list(self.inline)
             self.ents[:] = [None] + [self.inline[k] for k in keys]
             kspi = np.array([k[0] for k in keys], dtype=np.int64)
             khost = np.array([k[1] for k in keys], dtype=np.int64)
+            aead = np.array([False] + [self.inline[k][1] == "aead" for k in keys])
             h = _sa_hash(kspi, khost)
             order = np.argsort(h, kind="stable")
-            self._index = (h[order], order + 1, kspi[order], khost[order])
-        kh, num, kspi, khost = self._index
+            self._index = (h[order], order + 1, kspi[order], khost[order], aead)
+        kh, num, kspi, khost, aead = self._index
         if not len(kh):
-            return np.zeros(len(spis), dtype=np.int64)
+            return np.zeros(len(spis), dtype=np.int64), np.zeros(len(spis), dtype=bool)
         at = np.minimum(np.searchsorted(kh, _sa_hash(spis, hosts)), len(kh) - 1)
-        return np.where((kspi[at] == spis) & (khost[at] == hosts), num[at], 0)
+        nums = np.where((kspi[at] == spis) & (khost[at] == hosts), num[at], 0)
+        return nums, aead[nums]
+
+    @staticmethod
+    def _open(sa, data, p, q):
+        """The plaintext of the ESP packet data[p:q] of an SA allowed inline (trailer
+        included), or None when it does not verify (EspCipher.inline_parts)."""
+        if sa[1] == "aead":
+            if q - p >= 34:  # SPI, sequence, IV, 2 bytes of ciphertext, 16-byte tag
+                try:
+                    return sa[2](sa[3] + data[p + 8:p + 16], data[p + 16:q], data[p:p + 8])
+                except InvalidTag:
+                    return None
+        elif sa[1] == "cbc":
+            _, _, update, iv_len, blk, min_ct, icv, inner, outer = sa
+            n = q - p - 8 - iv_len - icv
+            if n >= min_ct and not n % blk:
+                h = inner.copy()
+                h.update(data[p:q - icv])
+                o = outer.copy()
+                o.update(h.digest())
+                if o.digest()[:icv] == data[q - icv:q]:
+                    # IV | ciphertext through the SA's CBC context: the first block is garbage
+                    return update(data[p + 8:q - icv])[iv_len:]
+        return None
 
     def block(self, block):
         """The classic pcap records of a block of Ethernet records, decrypted, as a
@@ -391,41 +435,65 @@ class FastDecrypt:
           written, each run of them between two other frames is one slice of the
           input.
         * An ESP frame of an SA that :meth:`SaCrypto.inline` allows is opened here:
-          AES-GCM / ChaCha20-Poly1305 decrypt straight into the record's place
-          (``decrypt_into``), CBC after an inline HMAC likewise (``update_into``);
-          the common trailer -- tunnel mode carrying IPv4 without options or
-          fragments, TCP, ICMP or UDP not to port 500 / 4500 -- is checked in
-          place, and the record header and the frame's Ethernet header are put in
-          front of it after the loop.
+          AES-GCM / ChaCha20-Poly1305 ``decrypt``, or an HMAC and CBC; the common
+          trailer -- tunnel mode carrying IPv4 without options or fragments, TCP,
+          ICMP or UDP not to port 500 / 4500 -- is checked on the plaintext, which
+          is copied into its record; the record header and the frame's Ethernet
+          header (its type is already IPv4) are put in front of it after the loop.
         * Everything else -- an SA not bound yet or with extended sequence numbers,
           a tag or ICV that fails, another trailer -- goes the way it went before:
           ``SaCrypto.esp`` (which opens the packet again) or ``EspCipher._trailer``,
           and :func:`rebuild`, in frame order, so keys bind, ESN are inferred and
           failures are counted exactly as frame by frame.
+        * AH over TCP, or over UDP not to port 500 / 4500 (untagged IPv4 without
+          options or fragments), is verified with ``SaCrypto.ah`` as the keyed decoder
+          would (the frame is written as it is); other AH goes to the decoder.
 
-        The ESP frames the classifier recognises (untagged IPv4 without options or
-        fragments, ESP or ESP in UDP 4500) are opened in frame order, so the key
-        binding and ESN inference see the same packets.  Plain TCP / UDP, IKE and
-        non-IP frames are copied: the keyed decoder would only have counted them.
-        What the keyed decoder would do next with a decrypted packet only feeds
-        the analysis -- unless the inner packet can itself reach the crypto (ESP or
-        AH inside, IP in IP, UDP to 500 / 4500, a fragment, IPv6), which then goes
-        through the keyed decoder as it would have."""
+        The frames are taken in frame order, so the key binding and ESN inference
+        see the same packets.  Plain TCP / UDP, IKE and non-IP frames are copied:
+        the keyed decoder would only have counted them.  What the keyed decoder
+        would do next with a decrypted packet only feeds the analysis -- unless the
+        inner packet can itself reach the crypto (ESP or AH inside, IP in IP, UDP
+        to 500 / 4500, a fragment, IPv6), which then goes through the keyed decoder
+        as it would have."""
         rows, offs, caps, _ = gather(block)
         heads = _block_headers(block, caps)
         if heads is None:
             return None
-        heads, hb, secs, usecs, extras = heads
         c = classify(rows, caps)
         udp = c.esp_udp
-        kind = np.where(c.is_esp, _ESP, np.where(c.is_flow | c.isolated, _COPY, _DECODER))
-        copy = kind == _COPY
+        esp = c.is_esp
+        copy = c.is_flow | c.isolated
         data = block.data
+        raw = np.frombuffer(data, dtype=np.uint8)
+        # AH that the decoder takes no further than SaCrypto.ah (Decoder.ah and .transport): cut short,
+        # or carrying TCP, or UDP not to 500 / 4500 (the UDP ports from the input: beyond the rows)
+        ah = ((caps >= 34) & (_u16(rows, 12) == 0x0800) & (rows[:, 14] == 0x45)
+              & ((_u16(rows, 20) & 0x3FFF) == 0) & (c.tot >= 20) & (c.proto == 51) & (c.avail >= 12))
+        if ah.any():
+            at = np.flatnonzero(ah)
+            hlen = (rows[at, 35].astype(np.int64) + 2) * 4  # RFC 4302 2.2
+            rest = c.avail[at] - hlen
+            ports = raw.take(offs[at, None] + 34 + hlen[:, None] + _AR4, mode="clip")
+            sport, dport = _u16(ports, 0), _u16(ports, 2)
+            ike = (sport == 500) | (sport == 4500) | (dport == 500) | (dport == 4500)
+            ah[at] = ((hlen < 12) | (rest < 0) | (rows[at, 34] == 6)
+                      | ((rows[at, 34] == 17) & ((rest < 8) | ~ike)))
+        kind = np.where(esp, _ESP, np.where(copy, _COPY, np.where(ah, _AH, _DECODER)))
+        # SPI and sequence number: of ESP (after UDP for ESP in UDP), of AH
+        spis = np.where(udp, _be32(rows, 42), np.where(ah, _be32(rows, 38), _be32(rows, 34)))
+        seqs = np.where(udp, _be32(rows, 46), np.where(ah, _be32(rows, 42), _be32(rows, 38)))
+        hosts = _be32(rows, 26) << 32 | _be32(rows, 30)
+        p_from = offs + 34 + np.where(udp, 8, 0)
+        p_to = offs + 34 + c.avail  # as the keyed decoder: to the end of the IP datagram, even in UDP
+        nums = np.zeros(len(caps), dtype=np.int64)
+        at = np.flatnonzero(esp)
+        nums[at], aead = self._sa_numbers(spis[at], hosts[at])
+        kind[at[aead]] = _AEAD
         only = self.only
         # the frames visited one by one, and before each the run of copied bytes of the input
         runs = False
         if not only and offs[0] >= 16 and (offs[1:] == offs[:-1] + caps[:-1] + 16).all():
-            raw = np.frombuffer(data, dtype=np.uint8)
             runs = bool((raw[offs[copy, None] - 16 + _AR16] == heads[copy].view(np.uint8)).all())
         visit = np.flatnonzero(~copy if runs or only else np.ones(len(caps), dtype=bool))
         rec_end = offs + caps
@@ -437,81 +505,60 @@ class FastDecrypt:
         else:
             run_from = run_len = [0] * len(visit)
             tail = (0, 0)
-        vk = kind[visit]
-        vesp = vk == _ESP
-        vudp = udp[visit]
-        vrows = rows[visit]
-        spis = np.where(vudp, _be32(vrows, 42), _be32(vrows, 34))
-        hosts = _be32(vrows, 26) << 32 | _be32(vrows, 30)
-        nums = np.where(vesp, self._sa_numbers(spis, hosts), 0)
-        p_from = offs[visit] + 34 + np.where(vudp, 8, 0)
-        p_to = offs[visit] + 34 + c.avail[visit]  # as the keyed decoder: to the end of the IP datagram, even in UDP
-        # room for every record: none is longer than its frame plus a header; 64 bytes for update_into
-        need = 16 * len(caps) + int(caps.sum()) + 64
+        # room for every record: none is longer than its frame plus a header
+        need = 16 * len(caps) + int(caps.sum())
         if len(self.buf) < need:
             self.buf = bytearray(need + (need >> 3))
         ob = self.buf
+        # written through a memoryview: a bytearray's slice assignment copies any other value into a
+        # temporary bytearray first (CPython 3.11 bytearray_ass_subscript), a memoryview's does not
         ov = memoryview(ob)
-        dv = memoryview(data)
         crypto = self.crypto
         ents = self.ents
-        get = self.inline.get
         pos = copied = decrypted = 0
-        done_i, done_pos, done_len = [], [], []  # the frames opened inline: index, record position, IP length
-        for i, k, off, cap, g0, glen, num, spi, host, p, q, seq in zip(
-                visit.tolist(), vk.tolist(), offs[visit].tolist(), caps[visit].tolist(), run_from, run_len,
-                nums.tolist(), spis.tolist(), hosts.tolist(), p_from.tolist(), p_to.tolist(),
-                np.where(vudp, _be32(vrows, 46), _be32(vrows, 38)).tolist()):
+        # the frames opened inline by the common path: their index, and record position << 32 | IP length
+        done_i, done_at = [], []  # (lists: list.append is a specialised call, array.append is not)
+        for i, k, off, g0, glen, num, p, q, seq in zip(
+                visit.tolist(), kind[visit].tolist(), offs[visit].tolist(), run_from, run_len, nums[visit].tolist(),
+                p_from[visit].tolist(), p_to[visit].tolist(), seqs[visit].tolist()):
             if glen:
-                ob[pos:pos + glen] = dv[g0:g0 + glen]
+                ov[pos:pos + glen] = data[g0:g0 + glen]
                 pos += glen
-            if k != _ESP:
-                if k == _COPY:
-                    if not only:
-                        ob[pos:pos + 16] = hb[i * 16:i * 16 + 16]
-                        ob[pos + 16:pos + 16 + cap] = dv[off:off + cap]
-                        pos += 16 + cap
-                        copied += 1
+            if k == _AEAD:
+                sa = ents[num]
+                try:
+                    pt = sa[2](sa[3] + data[p + 8:p + 16], data[p + 16:q], data[p:p + 8]) if q - p >= 34 else None
+                except InvalidTag:
+                    pt = None
+            elif k == _ESP:
+                sa = ents[num] if num else self.inline.get((int(spis[i]), int(hosts[i])))
+                pt = None if sa is None else self._open(sa, data, p, q)
+            else:
+                if k == _AH:
+                    crypto.ah(int(spis[i]), data[off + 26:off + 34], seq, data[off + 14:off + int(caps[i])], 20)
+                elif k == _DECODER:
+                    rec = _one_frame(self.dec, LINKTYPE_ETHERNET, data, off, int(caps[i]), block.origlens[i],
+                                     block.ts[i], block.frames[i], self.stats, only, _classic_record)
+                    if rec is not None:
+                        ov[pos:pos + len(rec)] = rec
+                        pos += len(rec)
+                    if crypto.wraps != self.wraps:
+                        self._forget()
                     continue
-                rec = _one_frame(self.dec, LINKTYPE_ETHERNET, data, off, cap, block.origlens[i], block.ts[i],
-                                 block.frames[i], self.stats, only, _classic_record)
-                if rec is not None:
-                    ob[pos:pos + len(rec)] = rec
-                    pos += len(rec)
-                if crypto.wraps != self.wraps:
-                    self._forget()
+                if not only:  # _AH, and _COPY when not in a run
+                    cap = int(caps[i])
+                    ov[pos:pos + 16 + cap] = heads[i].tobytes() + data[off:off + cap]
+                    pos += 16 + cap
+                    copied += 1
                 continue
-            sa = ents[num] if num else get((spi, host))
-            s = 0  # once the ICV or tag verified: the plaintext is ob[s:s + n]
-            if sa is not None:
-                if sa[1] == "aead":
-                    n = q - p - 32  # SPI, sequence, IV, 16-byte tag
-                    if n >= 2:
-                        s = pos + 30  # after the record header and the Ethernet header
-                        try:
-                            sa[2](sa[3] + data[p + 8:p + 16], dv[p + 16:q], dv[p:p + 8], ov[s:s + n])
-                        except InvalidTag:
-                            s = 0
-                else:
-                    _, _, update_into, iv_len, blk, min_ct, icv, inner, outer = sa
-                    n = q - p - 8 - iv_len - icv
-                    if n >= min_ct and not n % blk:
-                        h = inner.copy()
-                        h.update(dv[p:q - icv])
-                        o = outer.copy()
-                        o.update(h.digest())
-                        if o.digest()[:icv] == data[q - icv:q]:
-                            # IV | ciphertext through the SA's CBC context: the first block (garbage) lands
-                            # where the headers go, the plaintext at pos + 30
-                            s = pos + 30
-                            update_into(dv[p + 8:q - icv], ov[s - iv_len:s + n + blk])
-            if s:
-                # verified: the trailer (RFC 4303 2.4-2.6) of the plaintext ob[s:s + n]
-                end = n - 2 - ob[s + n - 2]
-                if ob[s + n - 1] == 4 and end >= 28:
+            if pt is not None:
+                # verified: the trailer (RFC 4303 2.4-2.6)
+                n = len(pt)
+                end = n - 2 - pt[n - 2]
+                if pt[n - 1] == 4 and end >= 28:
                     # tunnel mode: the inner IPv4 packet ends at its total length (TFC padding after it,
                     # RFC 4303 2.7) when that fits; what _inner_needs_decoder answers False for
-                    vihl, tot, frag, proto, sport, dport = _inner_head(ob, s)
+                    vihl, tot, frag, proto, sport, dport = _inner_head(pt)
                     if 20 <= tot < end:
                         end = tot
                     if vihl == 0x45 and end >= 28 and not frag & 0x3FFF and (
@@ -521,23 +568,23 @@ class FastDecrypt:
                         st.decrypted += 1
                         if seq > st.last_seq:  # SaCrypto.inline: last_seq is set
                             st.last_seq = seq
+                        ov[pos + 30:pos + 30 + n] = pt  # the trailer after `end` is overwritten next
                         done_i.append(i)
-                        done_pos.append(pos)
-                        done_len.append(end)
+                        done_at.append(pos << 32 | end)
                         pos += 30 + end
                         continue
-                res = sa[0].cipher._trailer(bytes(ob[s:s + n]))
+                res = sa[0].cipher._trailer(pt)
                 crypto.verified(sa[0], seq, res.status)
             else:
-                addrs = data[off + 26:off + 34]
+                spi, addrs = int(spis[i]), data[off + 26:off + 34]
                 res = crypto.esp(spi, addrs, seq, data[p:q])
-                self._learn(spi, addrs, host)
+                self._learn(spi, addrs, int(hosts[i]))
             new = None
             if res is not None and res.status == "ok":
                 nh, payload = res.next_header, res.payload
                 if _inner_needs_decoder(nh, payload):
                     _inner(self.dec, nh, payload, data, off, data[off + 26:off + 34], int(c.tot[i]), block.ts[i],
-                           block.frames[i], spi)
+                           block.frames[i], int(spis[i]))
                     if crypto.wraps != self.wraps:
                         self._forget()
                 if nh == IPPROTO_IPIP or nh == IPPROTO_IPV6:
@@ -545,39 +592,40 @@ class FastDecrypt:
                     new = data[off:off + 12] + (b"\x08\x00" if payload and payload[0] >> 4 == 4 else b"\x86\xdd") \
                         + payload if payload else None
                 else:
-                    new = rebuild(LINKTYPE_ETHERNET, data[off:off + cap], 14, p - off, bool(udp[i]), nh, payload)
+                    new = rebuild(LINKTYPE_ETHERNET, data[off:off + int(caps[i])], 14, p - off, bool(udp[i]), nh,
+                                  payload)
             elif res is not None:
                 self.stats.failed += 1
             if new is not None:
-                _pack_head(ob, pos, secs[i], usecs[i], len(new), len(new) + extras[i])
-                ob[pos + 16:pos + 16 + len(new)] = new
+                ov[pos:pos + 16 + len(new)] = _classic_record(LINKTYPE_ETHERNET, block.ts[i], new,
+                                                              len(new) + int(heads[i, 3]) - int(caps[i]))
                 pos += 16 + len(new)
                 decrypted += 1
             elif not only:
-                ob[pos:pos + 16] = hb[i * 16:i * 16 + 16]
-                ob[pos + 16:pos + 16 + cap] = dv[off:off + cap]
+                cap = int(caps[i])
+                ov[pos:pos + 16 + cap] = heads[i].tobytes() + data[off:off + cap]
                 pos += 16 + cap
                 copied += 1
         if tail[1] > tail[0]:
-            ob[pos:pos + tail[1] - tail[0]] = dv[tail[0]:tail[1]]
+            ov[pos:pos + tail[1] - tail[0]] = data[tail[0]:tail[1]]
             pos += tail[1] - tail[0]
-        ov.release()
         if done_i:
             # the record header and the Ethernet header (its type is already IPv4) of each frame opened inline
-            at = np.array(done_i)
-            length = np.array(done_len, dtype=np.int64) + 14
+            at = np.array(done_i, dtype=np.int64)
+            where = np.array(done_at, dtype=np.int64)
+            length = (where & 0xFFFFFFFF) + 14
             h = heads[at]
+            h[:, 3] = length + (h[:, 3].astype(np.int64) - h[:, 2])  # origlen - caplen stays
             h[:, 2] = length
-            h[:, 3] = length + np.array(extras)[at]
             front = np.empty((len(at), 30), dtype=np.uint8)
             front[:, :16] = h.view(np.uint8)
             front[:, 16:] = rows[at, :14]
-            np.frombuffer(ob, dtype=np.uint8)[np.array(done_pos)[:, None] + _AR30] = front
+            np.frombuffer(ov, dtype=np.uint8)[(where >> 32)[:, None] + _AR30] = front
         stats = self.stats
         stats.frames += len(caps)
         stats.decrypted += decrypted + len(done_i)
         stats.written += decrypted + len(done_i) + copied + (int(copy.sum()) if runs else 0)
-        return memoryview(ob)[:pos]
+        return ov[:pos]
 
 
 _IKE_PORTS = (500, 4500)

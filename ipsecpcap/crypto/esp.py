@@ -99,15 +99,6 @@ def _ok(nh: int, payload: bytes, pad: int, detail: str, tfc: int) -> EspOpened:
     return r
 
 
-def _decrypt_into(decrypt):
-    """AEAD ``decrypt_into`` for a ``cryptography`` that only has ``decrypt``."""
-
-    def into(nonce, data, associated_data, buf):
-        buf[:] = decrypt(nonce, data, associated_data)
-
-    return into
-
-
 _INTEGRITY_FAILURE = EspOpened("integrity_failure", None, None, None, "ICV does not verify")
 _TAG_FAILURE = EspOpened("integrity_failure", None, None, None, "AEAD tag does not verify")
 
@@ -248,18 +239,16 @@ class EspCipher:
         """What a loop over many packets needs to open this SA's packets itself, without
         a call to :meth:`open` per packet; None when only :meth:`open` may open them.
 
-        ``("aead", decrypt_into, salt)`` -- AES-GCM with a 16-byte ICV and
-        ChaCha20-Poly1305 (as :meth:`_plain_aead12`): ``decrypt_into(salt | esp[8:16],
-        esp[16:], esp[:8], out)`` writes the plaintext (``len(esp) - 32`` bytes, at
-        least 2) into ``out``, or raises :class:`InvalidTag`.
+        ``("aead", decrypt, salt)`` -- AES-GCM with a 16-byte ICV and ChaCha20-Poly1305
+        (as :meth:`_plain_aead12`): the plaintext is ``decrypt(salt | esp[8:16],
+        esp[16:], esp[:8])`` when that is at least 2 bytes, or :class:`InvalidTag`.
 
-        ``("cbc", update_into, iv_len, block, min_ct, icv_len, inner, outer)`` -- a
-        CBC cipher with an HMAC (as :meth:`_plain_cbc`): the ICV is
+        ``("cbc", update, iv_len, block, min_ct, icv_len, inner, outer)`` -- a CBC
+        cipher with an HMAC (as :meth:`_plain_cbc`): the ICV is
         ``outer.copy().update(inner.copy().update(esp[:-icv_len]).digest()).digest()[:icv_len]``;
-        ``update_into(esp[8:-icv_len], out)`` (the SA's one CBC context, see the
-        module docstring) writes ``iv_len`` bytes of garbage and then the plaintext,
-        when the ciphertext after the IV is at least ``min_ct`` bytes and a multiple
-        of ``block`` (``out`` needs ``block`` bytes of room beyond).
+        the plaintext is ``update(esp[8:-icv_len])[iv_len:]`` (the SA's one CBC
+        context, see the module docstring) when the ciphertext after the IV is at
+        least ``min_ct`` bytes and a multiple of ``block``.
 
         Both are authenticated, so the trailer's padding bytes cannot make a packet
         fail (see :meth:`_trailer`, which the loop must still use for anything but
@@ -269,11 +258,10 @@ class EspCipher:
             return None
         fn = getattr(self._plain, "__func__", None)
         if fn is EspCipher._plain_aead12:
-            into = getattr(self._aead, "decrypt_into", None)  # cryptography >= 45
-            return ("aead", into or _decrypt_into(self._aead.decrypt), self._salt)
+            return ("aead", self._aead.decrypt, self._salt)
         if fn is EspCipher._plain_cbc and self._mac is not None and hasattr(self._mac, "pads"):
             inner, outer = self._mac.pads()
-            return ("cbc", self._cbc.update_into, self.iv_len, self.block, self._min_ct, self.icv_len, inner, outer)
+            return ("cbc", self._cbc.update, self.iv_len, self.block, self._min_ct, self.icv_len, inner, outer)
         return None
 
     def _prepare(self, esp, seq_hi):

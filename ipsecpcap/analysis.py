@@ -14,18 +14,21 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from .decode import Decoder, KeyedDecoder
 from .errors import InputError
-from .keymodel import KeyStore
 from .reader import CaptureError, open_capture
 from .lifecycle import Timeline, child_sa_rows, timeline
 from .records import ChildSaRow, ExchangeRow, FindingRow, FlowRow, IkeSaRow, SaRow
-from .sacrypto import SaCrypto
 from .tables import IkeView, flow_table, ike_tables, sa_table
 from .tracker import Tracker
 from .vector import VectorDecoder
 from .ikesa import addr_text
+
+if TYPE_CHECKING:  # keys and ESP decryption are imported when keys are given
+    from .keymodel import KeyStore
+    from .sacrypto import SaCrypto
 
 
 def capture_name(path) -> str:
@@ -35,7 +38,7 @@ def capture_name(path) -> str:
 
 
 def analyze_capture(path, *, block_bytes: int = 4 << 20, progress=None, crypto: SaCrypto | None = None,
-                    vector: bool | None = None) -> Tracker:
+                    vector: bool | None = None, keep_ike_ciphertext: bool = True) -> Tracker:
     """Analyse one capture into a partial result.
 
     ``progress``, if given, is called with the reader after each block.
@@ -44,10 +47,11 @@ def analyze_capture(path, *, block_bytes: int = 4 << 20, progress=None, crypto: 
     chooses the vectorised fast path (:mod:`ipsecpcap.vector`, the default
     without keys) or the frame-by-frame decoder (``False``; also forced by
     the environment variable ``IPSECPCAP_FASTPATH=packet``); both give the
-    same result.
+    same result.  ``keep_ike_ciphertext`` off drops the bytes of encrypted
+    IKE messages, which only IKE keys can use (see :meth:`Tracker.ike`).
     Raises :class:`InputError` when the file cannot be read as a capture.
     """
-    tracker = Tracker(capture_name(path))
+    tracker = Tracker(capture_name(path), keep_ike_ciphertext)
     if vector is None:
         vector = os.environ.get("IPSECPCAP_FASTPATH", "vector") != "packet"
     if crypto is not None:
@@ -228,13 +232,13 @@ class Analysis:
             "first_seen": tr.first_ts,
             "last_seen": tr.last_ts,
             "duration": (tr.last_ts - tr.first_ts) if tr.first_ts is not None else 0.0,
-            "ike_messages": len(self.exchanges),
+            "ike_messages": len(tr.ike_events),  # one exchanges row each: counted, not built
             "ike_sas": len(self.ike),
             "esp_sas": sum(1 for r in self.sas if r.protocol == "esp"),
             "ah_sas": sum(1 for r in self.sas if r.protocol == "ah"),
             "esp_packets": sum(r.packets for r in self.sas if r.protocol == "esp"),
             "ah_packets": sum(r.packets for r in self.sas if r.protocol == "ah"),
-            "flows": len(self.flows),
+            "flows": len(tr.flows),  # one flows row each
             "warnings": list(tr.warnings),
             **({"keys": self.key_report(), "key_problems": list(self.keys.problems)} if self.keys is not None else {}),
         }
@@ -260,7 +264,12 @@ def analyze(paths: Iterable, *, keys=None, policy=None, rules=None, engine: str 
     pol = _policy(policy)
     if engine not in ENGINES:
         raise InputError(f"unknown engine {engine!r} (choose from {', '.join(ENGINES)})")
-    crypto = SaCrypto(store) if store is not None and store.esp else None
+    crypto = None
+    if store is not None and store.esp:
+        from .sacrypto import SaCrypto
+
+        crypto = SaCrypto(store)
+    ike_keys = store is not None and bool(store.ikev1 or store.ikev2)  # else encrypted IKE stays unread
     merged: Tracker | None = None
     for path in paths:
         if engine == "tshark":
@@ -272,7 +281,8 @@ def analyze(paths: Iterable, *, keys=None, policy=None, rules=None, engine: str 
 
             part = analyze_capture_pipelined(path, block_bytes=block_bytes, progress=progress)
         else:
-            part = analyze_capture(path, block_bytes=block_bytes, progress=progress, crypto=crypto)
+            part = analyze_capture(path, block_bytes=block_bytes, progress=progress, crypto=crypto,
+                                   keep_ike_ciphertext=ike_keys)
         merged = part if merged is None else merged.merge(part)
     if merged is None:
         raise InputError("no capture given")
@@ -292,6 +302,8 @@ def _policy(policy):
 
 
 def _key_store(keys) -> KeyStore | None:
+    from .keymodel import KeyStore
+
     if keys is None or isinstance(keys, KeyStore):
         return keys
     keys = list(keys)

@@ -19,7 +19,6 @@ import click
 from .analysis import analyze
 from .cli import _check_stdin, captures_arg, library_errors, main
 from .output import dumps, output_stream
-from .pskhashes import psk_hashes, tool_caveat, tool_problem
 
 PSK_FORMATS = ("psk-crack", "hashcat", "john", "json")
 
@@ -53,6 +52,8 @@ def psk_hashes_cmd(captures, fmt, output):
     than MD5 and SHA1), are said on standard error.  When there is nothing
     to write, a notice says so and the exit code is 0.
     """
+    from .pskhashes import psk_hashes, tool_caveat, tool_problem
+
     _check_stdin(captures)
     analysis = analyze(captures)
     found = psk_hashes(analysis)

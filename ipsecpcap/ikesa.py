@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import socket
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from . import algorithms as alg
 from .dissectors.records import IkeMessage, Payload
@@ -53,13 +54,21 @@ class IkeSa:
     events: list[IkeEvent] = field(default_factory=list)
     # mid -> sender address of the first message with that mid (IKEv1 response inference)
     first_sender: dict[int, bytes] = field(default_factory=dict)
+    # group_exchanges(self), kept with the number of events it was made from: the lifecycle
+    # and several rules ask for it
+    _exchanges: tuple[int, list] | None = field(default=None, repr=False, compare=False)
 
 
+# The same few addresses come back in every table and message: both helpers keep their
+# recent answers, which saves the work and keeps one object per address in memory.
+@lru_cache(maxsize=4096)
 def addr_text(a: bytes) -> str:
     return socket.inet_ntop(socket.AF_INET if len(a) == 4 else socket.AF_INET6, a)
 
 
+@lru_cache(maxsize=4096)
 def split(addrs: bytes) -> tuple[bytes, bytes]:
+    """Source||destination -> (source, destination)."""
     h = len(addrs) >> 1
     return addrs[:h], addrs[h:]
 
@@ -143,7 +152,7 @@ def is_response(sa: IkeSa, ev: IkeEvent) -> bool | None:
 
 
 # ---------------------------------------------------------------- exchanges
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class IkeExchange:
     """One exchange of an IKE SA: the request (with its retransmissions and,
     for IKEv1 Quick Mode, the initiator's third message) and the answers."""
@@ -155,12 +164,25 @@ class IkeExchange:
     initiator: bytes | None  # address of the peer that sent the request
     responder: bytes | None
     by_sa_initiator: bool | None  # started by the IKE SA's original initiator
-    requests: list[IkeEvent] = field(default_factory=list)
-    responses: list[IkeEvent] = field(default_factory=list)
+    requests: tuple[IkeEvent, ...] = ()
+    responses: tuple[IkeEvent, ...] = ()
+    # events and answer, computed once (the lifecycle and the rules read them many times over)
+    _events: tuple[IkeEvent, ...] | None = field(default=None, repr=False)
+    _answer: IkeEvent | None = field(default=None, repr=False)
+
+    def _complete(self) -> None:
+        rq, rs = self.requests, self.responses
+        if not (rq and rs) and _in_capture_order(rq or rs):
+            self._events = rq or rs  # one side only, in order already (the usual case): no copy
+        else:
+            self._events = tuple(sorted(rq + rs, key=_capture_order))
+        self._answer = min(rs, key=_ts) if rs else None
 
     @property
-    def events(self) -> list[IkeEvent]:
-        return sorted(self.requests + self.responses, key=lambda e: (e.capture, e.frame))
+    def events(self) -> tuple[IkeEvent, ...]:
+        if self._events is None:
+            self._complete()
+        return self._events
 
     @property
     def first(self) -> IkeEvent:
@@ -169,16 +191,31 @@ class IkeExchange:
     @property
     def ts(self) -> float:
         """When it started (its first message)."""
-        return self.first.ts
+        return self.events[0].ts
 
     @property
     def done(self) -> float | None:
         """When it was answered (the first answer), None if no answer was captured."""
-        return min(e.ts for e in self.responses) if self.responses else None
+        ans = self.answer
+        return ans.ts if ans is not None else None
 
     @property
     def answer(self) -> IkeEvent | None:
-        return min(self.responses, key=lambda e: e.ts) if self.responses else None
+        if self._events is None:
+            self._complete()
+        return self._answer
+
+
+def _capture_order(e: IkeEvent) -> tuple[int, int]:
+    return e.capture, e.frame
+
+
+def _in_capture_order(events: tuple[IkeEvent, ...]) -> bool:
+    return all(_capture_order(a) <= _capture_order(b) for a, b in zip(events, events[1:]))
+
+
+def _ts(e: IkeEvent) -> float:
+    return e.ts
 
 
 def group_exchanges(sa: IkeSa) -> list[IkeExchange]:
@@ -188,28 +225,43 @@ def group_exchanges(sa: IkeSa) -> list[IkeExchange]:
     (message ID, which side started it); the side comes from the I and R
     flags.  IKEv1 phase 1 is message ID 0; every later exchange has its own
     random message ID (RFC 2408 3.1), started by whoever sent it first.
+
+    Made once per IKE SA (and again only if messages were added since).
     """
+    if sa._exchanges is not None and sa._exchanges[0] == len(sa.events):
+        return sa._exchanges[1]
     out: list[IkeExchange] = []
     by_key: dict[tuple, IkeExchange] = {}
+    sides: dict[int, tuple[list, list]] = {}  # id(exchange) -> (requests, answers), tuples at the end
     for ev in sa.events:
         m = ev.msg
-        src, dst = split(ev.addrs)
-        resp = bool(is_response(sa, ev))
-        if m.version == 2 and m.initiator_flag is not None:
-            by_init = (not m.initiator_flag) if resp else m.initiator_flag
+        if m.version == 2:
+            # RFC 7296 3.1: the I flag (0x08) is the original initiator's, R (0x20) marks an answer
+            flags = m.flags
+            i_flag, resp = bool(flags & 0x08), bool(flags & 0x20)
+            by_init = (not i_flag) if resp else i_flag
             key: tuple = (m.mid, by_init)
         else:
+            resp = bool(is_response(sa, ev))
             by_init = None
             if sa.initiator is not None:
-                starter = sa.first_sender.get(m.mid, src)
+                starter = sa.first_sender.get(m.mid)
+                if starter is None:
+                    starter = split(ev.addrs)[0]
                 by_init = starter == sa.initiator[0]
             key = (m.mid,)
         x = by_key.get(key)
         if x is None:
+            src, dst = split(ev.addrs)
             x = by_key[key] = IkeExchange(sa, m.exchange, m.exchange_type, m.mid,
                                           dst if resp else src, src if resp else dst, by_init)
             out.append(x)
-        (x.responses if resp else x.requests).append(ev)
+            sides[id(x)] = ([], [])
+        sides[id(x)][resp].append(ev)
+    for x in out:
+        rq, rs = sides[id(x)]
+        x.requests, x.responses = tuple(rq), tuple(rs)
+    sa._exchanges = (len(sa.events), out)
     return out
 
 

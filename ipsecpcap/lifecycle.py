@@ -59,7 +59,6 @@ from bisect import bisect_left
 from dataclasses import dataclass, field, replace
 
 from . import algorithms as alg
-from .crypto.registry import ENC, INTEG
 from .ikesa import Chosen, IkeExchange, IkeSa, _v2_chosen, addr_text, group_exchanges, split
 from .records import ChildSaRow, TimelineBar, TimelineEvent
 from .tracker import (SA_ENCAP, SA_FIRST_CAP, SA_FIRST_FRAME, SA_FIRST_TS, SA_LAST_FRAME, SA_LAST_TS, SA_PACKETS,
@@ -91,6 +90,20 @@ def spi_text(spi: int | None) -> str | None:
 
 
 # ---------------------------------------------------------------- internal state
+class _once:
+    """A property worked out on first use and kept in the instance (functools.cached_property
+    without the lock it takes on every first use in Python 3.11)."""
+
+    def __init__(self, fn):
+        self.fn, self.name, self.__doc__ = fn, fn.__name__, fn.__doc__
+
+    def __get__(self, obj, cls=None):
+        if obj is None:
+            return self
+        value = obj.__dict__[self.name] = self.fn(obj)
+        return value
+
+
 @dataclass(eq=False)
 class SaDir:
     """One ESP/AH SA direction as the tracker saw it."""
@@ -141,23 +154,26 @@ class Child:
     lifetime: int | None = None
     lifetime_kb: int | None = None
 
-    @property
-    def dirs(self) -> list[SaDir]:
-        return [d for d in (self.dir_i, self.dir_r) if d is not None]
+    # What follows depends on the directions and the creating exchange, which are set when
+    # the child SA is made and never change: each is worked out once (they are asked for
+    # thousands of times, in sort keys among others).
+    @_once
+    def dirs(self) -> tuple[SaDir, ...]:
+        return tuple(d for d in (self.dir_i, self.dir_r) if d is not None)
 
-    @property
+    @_once
     def packets(self) -> int:
         return sum(d.packets for d in self.dirs)
 
-    @property
+    @_once
     def first_packet(self) -> float | None:
         return min((d.first for d in self.dirs if d.packets), default=None)
 
-    @property
+    @_once
     def last_packet(self) -> float | None:
         return max((d.last for d in self.dirs if d.packets), default=None)
 
-    @property
+    @_once
     def created_event(self):
         """The message that completed the creating exchange: the answer;
         for Quick Mode the initiator's HASH(3), after which the responder
@@ -174,17 +190,17 @@ class Child:
                 return min(third, key=lambda e: e.ts)
         return ans
 
-    @property
+    @_once
     def created(self) -> float | None:
         ev = self.created_event
         return ev.ts if ev is not None else None
 
-    @property
+    @_once
     def start(self) -> float | None:
         """Created, or first seen when made before the capture."""
         return self.created if self.created is not None else self.first_packet
 
-    @property
+    @_once
     def id(self) -> str:
         def t(s):
             return "?" if s is None else f"0x{s:08x}"
@@ -231,6 +247,7 @@ class Lifecycle:
     children: list[Child]
     dirs: dict[tuple, SaDir]  # tracker key -> direction
     captures: list[str]
+    _by_ike: dict[int, list[Child]] | None = field(default=None, repr=False)  # children_of's index
 
     def of_sa(self, sa: IkeSa) -> IkeLife:
         return self.ike[id(sa)]
@@ -239,9 +256,20 @@ class Lifecycle:
         d = self.dirs.get(key)
         return d.child if d is not None else None
 
+    def children_of(self, sa: IkeSa) -> list[Child]:
+        """The child SAs created under an IKE SA, in ``children`` order."""
+        if self._by_ike is None:
+            self._by_ike = {}
+            for c in self.children:
+                self._by_ike.setdefault(id(c.ike), []).append(c)
+        return self._by_ike.get(id(sa), [])
+
 
 # ---------------------------------------------------------------- payload helpers
-def _side(events, payloads_of, dec) -> tuple[bool, list]:
+_UNSEEN = (False, ())  # a side of an exchange with nothing in clear or decrypted
+
+
+def _side(events, payloads_of, dec) -> tuple[bool, tuple]:
     """(visible, payloads) of one side of an exchange: cleartext messages and
     those decrypted with a key."""
     visible, out = False, []
@@ -252,7 +280,7 @@ def _side(events, payloads_of, dec) -> tuple[bool, list]:
                 continue
         visible = True
         out.extend(payloads_of(ev))
-    return visible, out
+    return (True, tuple(out)) if visible else _UNSEEN
 
 
 def _sa_proposals(payloads) -> list:
@@ -378,6 +406,10 @@ _HASH_LEN = {"md5": 16, "sha1": 20, "tiger": 24, "sha2-256": 32, "sha2-384": 48,
 
 
 def _model(sa: IkeSa, ch, nonce_len: int | None) -> SizeModel:
+    # the algorithm sizes are the ESP registry's; imported here, as the registry brings the
+    # ciphers with it, which an analysis without keys never uses
+    from .crypto.registry import ENC, INTEG
+
     m = SizeModel(sa.version)
     enc = ch.enc or ""
     base = enc
@@ -441,23 +473,29 @@ class _Builder:
         self.dirs: dict[tuple, SaDir] = {}
         self.by_spi: dict[tuple[int, int], list[SaDir]] = {}
         self.claimed: set[int] = set()  # id(exchange) already explained
-        self.side: dict[tuple[int, bool], tuple[bool, list]] = {}
+        self.side: dict[tuple[int, bool], tuple[bool, tuple]] = {}  # (id(exchange), answers) -> _side
         self.end_ts = tr.last_ts
         self.by_addr: dict[bytes, list[IkeSa]] = {}
         self._index: tuple[int, dict, dict] | None = None
+        self._kinds: dict[int, tuple[SizeModel, str]] = {}  # id(exchange) -> (model, _kind)
+        self._child_x: dict[int, list[IkeExchange]] = {}  # id(IkeSa) -> _child_exchanges
 
     # -- plumbing
-    def req(self, x: IkeExchange) -> tuple[bool, list]:
-        k = (id(x), False)
-        if k not in self.side:
-            self.side[k] = _side(x.requests, self.payloads_of, self.dec)
-        return self.side[k]
+    def req(self, x: IkeExchange) -> tuple[bool, tuple]:
+        return self._side_of(x, False)
 
-    def resp(self, x: IkeExchange) -> tuple[bool, list]:
-        k = (id(x), True)
-        if k not in self.side:
-            self.side[k] = _side(x.responses, self.payloads_of, self.dec)
-        return self.side[k]
+    def resp(self, x: IkeExchange) -> tuple[bool, tuple]:
+        return self._side_of(x, True)
+
+    def _side_of(self, x: IkeExchange, answers: bool) -> tuple[bool, tuple]:
+        events = x.responses if answers else x.requests
+        if not self.dec and all(ev.msg.encrypted for ev in events):
+            return _UNSEEN  # nothing decrypted, nothing in clear (most exchanges of a long capture)
+        k = (id(x), answers)
+        got = self.side.get(k)
+        if got is None:
+            got = self.side[k] = _side(events, self.payloads_of, self.dec)
+        return got
 
     def visible(self, x: IkeExchange) -> bool:
         return self.req(x)[0] or self.resp(x)[0]
@@ -466,9 +504,10 @@ class _Builder:
         self._sa_dirs()
         for sa in self.sas:
             exs = group_exchanges(sa)
-            peers = frozenset(a for ev in sa.events for a in split(ev.addrs))
-            decrypted = any(d is not None and d.status in ("ok", "fragment")
-                            for ev in sa.events for d in (self.dec.get(id(ev)),))
+            # (the address pairs in the order first seen: the set is made as from every message)
+            peers = frozenset(a for addrs in dict.fromkeys(ev.addrs for ev in sa.events) for a in split(addrs))
+            decrypted = bool(self.dec) and any(d is not None and d.status in ("ok", "fragment")
+                                               for ev in sa.events for d in (self.dec.get(id(ev)),))
             life = self.life[id(sa)] = IkeLife(sa, exs, peers, decrypted)
             life.model = _model(sa, self.chosen[id(sa)], _nonce_len(sa))
             for a in peers:
@@ -609,14 +648,21 @@ class _Builder:
 
     def _kind(self, x: IkeExchange) -> str:
         """child | child_pfs | ike_rekey: what the size of an encrypted
-        CREATE_CHILD_SA / Quick Mode says it carried."""
+        CREATE_CHILD_SA / Quick Mode says it carried.  Several steps ask
+        about the same exchange: the answer is kept, with the size model it
+        came from (an IKE SA found to be a rekey gets another model)."""
         m = self.life[id(x.sa)].model
+        known = self._kinds.get(id(x))
+        if known is not None and known[0] is m:
+            return known[1]
         ev = x.answer or x.requests[0]
         kinds = ("child", "child_pfs", "ike_rekey") if x.sa.version == 2 else ("child", "child_pfs")
         length = ev.msg.length
         if x.answer is None and x.sa.version == 2:
             length -= 12  # the request's N(REKEY_SA)
-        return m.classify(length, kinds)
+        kind = m.classify(length, kinds)
+        self._kinds[id(x)] = (m, kind)
+        return kind
 
     def _could_create(self, x: IkeExchange) -> bool:
         """An encrypted CREATE_CHILD_SA / Quick Mode whose answer is long
@@ -629,8 +675,12 @@ class _Builder:
 
     # -- child SAs from decrypted exchanges
     def _child_exchanges(self, sa: IkeSa) -> list[IkeExchange]:
-        want = (V2_IKE_AUTH, V2_CREATE_CHILD_SA) if sa.version == 2 else (V1_QUICK,)
-        return [x for x in self.life[id(sa)].exchanges if x.exchange_type in want]
+        """The exchanges of an IKE SA that can make child SAs (asked for again and again)."""
+        found = self._child_x.get(id(sa))
+        if found is None:
+            want = (V2_IKE_AUTH, V2_CREATE_CHILD_SA) if sa.version == 2 else (V1_QUICK,)
+            found = self._child_x[id(sa)] = [x for x in self.life[id(sa)].exchanges if x.exchange_type in want]
+        return found
 
     def _exact_children(self) -> None:
         for sa in self.sas:
@@ -688,7 +738,9 @@ class _Builder:
         for sa in self.sas:
             for x in self.life[id(sa)].exchanges:
                 for ev in x.events:
-                    vis, pls = _side([ev], self.payloads_of, self.dec)
+                    if ev.msg.encrypted and not self.dec:
+                        continue  # nothing decrypted: an encrypted message shows no payload
+                    vis, pls = _side((ev,), self.payloads_of, self.dec)
                     if not vis:
                         continue
                     src, _dst = split(ev.addrs)
@@ -828,11 +880,13 @@ class _Builder:
         """Child-creating exchanges that were answered but whose SA never
         carried a packet (e.g. the redundant SA of a rekey collision): a
         child SA with unknown SPIs."""
+        taken = {k[0] for k in self._taken}  # exchanges that made a child SA seen in packets
+        esp_seen = any(d.proto == 50 for d in self.dirs.values()) or not self.dirs
         for sa in self.sas:
             for x in self._child_exchanges(sa):
                 if id(x) in self.claimed or not x.responses or x.exchange_type == V2_IKE_AUTH:
                     continue
-                if any(k[0] == id(x) for k in self._taken):
+                if id(x) in taken:
                     continue
                 if self.visible(x):
                     continue
@@ -841,7 +895,7 @@ class _Builder:
                 if not self._could_create(x):
                     continue
                 c = Child(50, sa, x, x.initiator, x.responder)
-                if sa.version == 2 or any(d.proto == 50 for d in self.dirs.values()) or not self.dirs:
+                if sa.version == 2 or esp_seen:
                     c.proto = 50
                 else:
                     c.proto = 51
@@ -941,13 +995,17 @@ class _Builder:
             loser.collision = True
         # without keys: an answered CREATE_CHILD_SA whose SA never carried a
         # packet, crossing one of the other peer that made an SA with traffic
+        # (of the same IKE SA: the child SAs are looked up by IKE SA, in order)
+        by_ike: dict[int, list[Child]] = {}
+        for c in self.children:
+            by_ike.setdefault(id(c.ike), []).append(c)
         for p in self.children:
             if p.exact or p.first_packet is not None or p.exchange is None or p.ike is None:
                 continue
             px = p.exchange
-            for c in self.children:
+            for c in by_ike[id(p.ike)]:
                 cx = c.exchange
-                if c is p or cx is None or c.ike is not p.ike or cx.initiator == px.initiator:
+                if c is p or cx is None or cx.initiator == px.initiator:
                     continue
                 if cx.exchange_type != px.exchange_type or c.first_packet is None:
                     continue
@@ -1245,7 +1303,7 @@ def ike_fields(lc: Lifecycle | None, sa: IkeSa) -> dict:
                     child_sas=0, quick_modes=0)
     start = life.established if life.established is not None else min(e.ts for e in sa.events)
     end = life.deleted if life.deleted is not None else max(e.ts for e in sa.events)
-    kids = [c for c in lc.children if c.ike is sa]
+    kids = lc.children_of(sa)
     succ = [s for s in life.successors if not lc.ike[id(s)].collision]
     return dict(
         established=life.established, established_frame=life.established_frame,

@@ -27,6 +27,7 @@ ICV_LENGTHS = (12, 16, 8, 24, 32, 0)  # HMAC-*-96, HMAC-SHA2-256-128/AES-GMAC, .
 IPPROTO_IPIP, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_IPV6, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_GRE = \
     4, 6, 17, 41, 1, 58, 47
 ESP_HEADER = 8  # SPI + sequence number
+PADDING = bytes(range(1, 256))  # RFC 4303 2.4: the padding bytes are 1, 2, 3, ...
 
 
 def looks_like_null_esp(length: int, head: bytes, tail: bytes) -> bool:
@@ -39,6 +40,7 @@ def null_layout(length: int, head: bytes, tail: bytes) -> tuple[int, int] | None
     """(ICV length, next header) of the first consistent NULL reading, or None."""
     if length < ESP_HEADER + 2 or len(tail) < 2:
         return None
+    inner = head[ESP_HEADER:]
     for icv in ICV_LENGTHS:
         t = len(tail) - icv  # index in tail just after the next-header byte
         if t < 2:
@@ -50,9 +52,9 @@ def null_layout(length: int, head: bytes, tail: bytes) -> tuple[int, int] | None
         if pad:
             if t - 2 - pad < 0:
                 continue
-            if tail[t - 2 - pad:t - 2] != bytes(range(1, pad + 1)):
+            if tail[t - 2 - pad:t - 2] != PADDING[:pad]:
                 continue
-        if _inner_ok(nh, head[ESP_HEADER:], inner_len):
+        if _inner_ok(nh, inner, inner_len):
             return icv, nh
     return None
 

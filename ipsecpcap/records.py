@@ -6,7 +6,9 @@ the README; ``SCHEMA_VERSION`` changes when a field is renamed or removed.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, fields
+
+from .dissectors.records import record  # frozen, slotted, built quickly
 
 SCHEMA_VERSION = 1
 
@@ -24,7 +26,7 @@ class Row:
         return [f.name for f in fields(cls)]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ExchangeRow(Row):
     """One IKE message."""
 
@@ -53,7 +55,7 @@ class ExchangeRow(Row):
     decryption: str | None  # ok, fragment, integrity_failure, bad_padding, no_key, ...; None if not encrypted
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class IkeSaRow(Row):
     """One IKE SA (an SPI pair)."""
 
@@ -103,7 +105,7 @@ class IkeSaRow(Row):
     quick_modes: int  # IKEv1 Quick Mode exchanges under it
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class SaRow(Row):
     """One ESP or AH SA direction."""
 
@@ -161,7 +163,7 @@ class SaRow(Row):
     seq_events: list[dict]  # the first 100 events by frame: replay, gap, reorder, too_old, reset, esn_wrap
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class FlowRow(Row):
     """One non-IPsec 5-tuple, both directions; src is the initiator."""
 
@@ -186,7 +188,7 @@ class FlowRow(Row):
     capture: str
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ChildSaRow(Row):
     """One child SA (both directions), including those seen only in IKE."""
 
@@ -220,7 +222,7 @@ class ChildSaRow(Row):
     capture: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class TimelineBar(Row):
     """One bar of the SA timeline: an IKE SA or one child SA direction."""
 
@@ -240,7 +242,7 @@ class TimelineBar(Row):
     capture: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class TimelineEvent(Row):
     """A point on the SA timeline."""
 
@@ -258,7 +260,7 @@ class TimelineEvent(Row):
 SEVERITIES = ("info", "low", "medium", "high", "critical")  # in increasing order
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class FindingRow(Row):
     """One finding of a rule (``ipsecpcap.rules``): what was seen, where, and what to do."""
 

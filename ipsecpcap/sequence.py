@@ -114,7 +114,7 @@ from bisect import bisect_right
 from dataclasses import dataclass
 from operator import itemgetter
 
-from .records import Row
+from .records import Row, record
 
 M32 = 0xFFFFFFFF
 SPACE = 1 << 32
@@ -657,7 +657,7 @@ def sa_row_fields(sm: SeqSummary, captures: list[str]) -> dict:
 
 
 # ---------------------------------------------------------------------- the `sequence` table
-@dataclass(frozen=True, slots=True)
+@record
 class SequenceEventRow(Row):
     """One sequence-number event of one ESP or AH SA direction (see the module docstring)."""
 

@@ -8,15 +8,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING
 
 from .algorithms import cipher
-from .crypto.registry import ENC
-from .ikedecrypt import decrypt_ike
 from .ikesa import (addr_text, auth_method, child_sa_algorithms, chosen_proposal, group_ike_sas, identities,
                     is_initiator, is_response, nat_detected, notify_errors, split, vendor_ids)
-from .keymodel import KeyStore
 from .lifecycle import Lifecycle, build_lifecycle, ike_fields, sa_fields
-from .sacrypto import SaCrypto
 from .records import ExchangeRow, FlowRow, IkeSaRow, SaRow
 from .sequence import sa_row_fields
 from .tracker import (ICMP_ERROR_REV, FL_BY_FWD, FL_BY_REV, FL_FIRST_CAP, FL_FIRST_FRAME, FL_FIRST_TS, FL_LAST_FRAME,
@@ -24,6 +22,10 @@ from .tracker import (ICMP_ERROR_REV, FL_BY_FWD, FL_BY_REV, FL_FIRST_CAP, FL_FIR
                       SA_FIRST_CAP, SA_FIRST_FRAME, SA_FIRST_TS, SA_FRAGMENTS, SA_INNER, SA_LAST_CAP,
                       SA_LAST_FRAME, SA_LAST_TS, SA_PACKETS, SA_SEQ_FIRST, SA_SEQ_LAST, TCP_FIRST_SYN,
                       TCP_RST_REV, TCP_SYNACK_REV, Tracker, sa_sequence)
+
+if TYPE_CHECKING:  # keys and ESP decryption are imported when keys are given
+    from .keymodel import KeyStore
+    from .sacrypto import SaCrypto
 
 PROTO_NAMES = {1: "icmp", 2: "igmp", 4: "ipip", 6: "tcp", 17: "udp", 41: "ipv6", 47: "gre", 50: "esp",
                51: "ah", 58: "icmpv6", 59: "none", 89: "ospf", 103: "pim", 112: "vrrp", 132: "sctp"}
@@ -43,12 +45,22 @@ def _ordered_events(tr: Tracker):
 
 @dataclass
 class IkeView:
-    exchanges: list[ExchangeRow]
+    """The IKE side of the tables and what it was built from.  The exchanges
+    table (one row per message) is built on first use: a summary only counts
+    the messages."""
+
     ike: list[IkeSaRow]
     child_algorithms: dict[int, tuple[str | None, str | None]]  # SPI -> (enc, integ) negotiated
     lifecycle: Lifecycle | None = None
     sas: list = field(default_factory=list)  # the IkeSa groups (ipsecpcap.ikesa), in table order
     payloads_of: Callable | None = None  # IkeEvent -> its payloads, decrypted ones included
+    events: list = field(default_factory=list, repr=False)  # the messages, by capture and frame
+    decrypted: dict = field(default_factory=dict, repr=False)  # id(event) -> ikedecrypt.Decrypted
+    captures: list[str] = field(default_factory=list, repr=False)
+
+    @cached_property
+    def exchanges(self) -> list[ExchangeRow]:
+        return exchange_rows(self)
 
 
 def ike_tables(tr: Tracker, store: KeyStore | None = None) -> IkeView:
@@ -56,38 +68,20 @@ def ike_tables(tr: Tracker, store: KeyStore | None = None) -> IkeView:
     sas = group_ike_sas(events)
     chosen = {id(sa): chosen_proposal(sa) for sa in sas}
     if store is not None and (store.ikev1 or store.ikev2):
+        from .ikedecrypt import decrypt_ike  # (and the ciphers: only with keys)
+
         dec, dec_sa = decrypt_ike(sas, chosen, store)
     else:
         dec, dec_sa = {}, {}
 
-    def payloads_of(ev):
-        d = dec.get(id(ev))
-        return ev.msg.payloads + d.payloads if d is not None else ev.msg.payloads
+    if dec:
+        def payloads_of(ev):
+            d = dec.get(id(ev))
+            return ev.msg.payloads + d.payloads if d is not None else ev.msg.payloads
+    else:
+        def payloads_of(ev):  # nothing decrypted: what was in clear
+            return ev.msg.payloads
 
-    owner = {}
-    for sa in sas:
-        for ev in sa.events:
-            owner[id(ev)] = sa
-    exchanges = []
-    for ev in events:
-        m = ev.msg
-        sa = owner[id(ev)]
-        src, dst = split(ev.addrs)
-        d = dec.get(id(ev))
-        anomalies = [f"{a.kind}:{a.where}" + (f": {a.detail}" if a.detail else "") for a in m.anomalies]
-        if d is not None:
-            anomalies.extend(d.anomalies)
-        exchanges.append(ExchangeRow(
-            capture=tr.captures[ev.capture], frame=ev.frame, ts=ev.ts,
-            src=addr_text(src), dst=addr_text(dst), sport=ev.sport, dport=ev.dport,
-            version=m.version, exchange_type=m.exchange_type, exchange=m.exchange,
-            ispi=_hex(m.ispi), rspi=_hex(m.rspi), mid=m.mid,
-            initiator=is_initiator(sa, ev), response=is_response(sa, ev), encrypted=m.encrypted,
-            payloads=m.payload_names + [p.name for p in d.payloads] if d is not None else m.payload_names,
-            length=m.length, natt=ev.marker, ip_fragments=ev.fragments, anomalies=anomalies,
-            decrypted=d is not None and d.status in ("ok", "fragment"),
-            decryption=(d.status if d is not None else ("no_key" if m.encrypted else None)),
-        ))
     lc = build_lifecycle(tr, sas, chosen, payloads_of, dec)
     rows = []
     for sa in sas:
@@ -96,27 +90,61 @@ def ike_tables(tr: Tracker, store: KeyStore | None = None) -> IkeView:
         rekeyed = lc.of_sa(sa).rekey_enc  # a rekeyed IKE SA: the proposal of its (decrypted) rekey
         if ch.enc is None and rekeyed is not None:
             ch.enc, ch.integ, ch.prf, ch.dh_group = rekeyed
-        first, last = sa.events[0], sa.events[-1]
+        evs = sa.events
+        first, last = evs[0], evs[-1]
         ids = identities(sa, payloads_of)
         auth = ch.auth_method or auth_method(sa, payloads_of)
+        stamps = [e.ts for e in evs]
         rows.append(IkeSaRow(
             version=sa.version, ispi=_hex(sa.ispi), rspi=_hex(sa.rspi),
             initiator=addr_text(sa.initiator[0]) if sa.initiator else None,
             responder=addr_text(sa.responder[0]) if sa.responder else None,
             mode=sa.mode,
-            first_seen=min(e.ts for e in sa.events), last_seen=max(e.ts for e in sa.events),
+            first_seen=min(stamps), last_seen=max(stamps),
             first_frame=first.frame, last_frame=last.frame, capture=tr.captures[first.capture],
-            messages=len(sa.events),
-            exchanges=dict(Counter(e.msg.exchange for e in sa.events)),
+            messages=len(evs),
+            exchanges=dict(Counter(e.msg.exchange for e in evs)),
             enc=ch.enc, integ=ch.integ, prf=ch.prf, dh_group=ch.dh_group, auth_method=auth,
             lifetime=ch.lifetime, lifetime_kb=ch.lifetime_kb,
             vendor_ids=vendor_ids(sa), nat_detected=nat_detected(sa, ch),
-            natt=any(e.marker for e in sa.events), notify_errors=notify_errors(sa),
+            natt=any(e.marker for e in evs), notify_errors=notify_errors(sa),
             initiator_id=ids[0], responder_id=ids[1],
             key=info.key if info else None, decrypted=info.decrypted if info else 0,
             **ike_fields(lc, sa),
         ))
-    return IkeView(exchanges, rows, child_sa_algorithms(sas, payloads_of), lc, sas, payloads_of)
+    return IkeView(rows, child_sa_algorithms(sas, payloads_of), lc, sas, payloads_of, events, dec,
+                   list(tr.captures))
+
+
+def exchange_rows(view: IkeView) -> list[ExchangeRow]:
+    """One row per IKE message, in capture and frame order."""
+    dec = view.decrypted
+    captures = view.captures
+    owner = {}
+    for sa in view.sas:
+        for ev in sa.events:
+            owner[id(ev)] = sa
+    rows = []
+    for ev in view.events:
+        m = ev.msg
+        sa = owner[id(ev)]
+        src, dst = split(ev.addrs)
+        d = dec.get(id(ev))
+        anomalies = [f"{a.kind}:{a.where}" + (f": {a.detail}" if a.detail else "") for a in m.anomalies]
+        if d is not None:
+            anomalies.extend(d.anomalies)
+        rows.append(ExchangeRow(
+            capture=captures[ev.capture], frame=ev.frame, ts=ev.ts,
+            src=addr_text(src), dst=addr_text(dst), sport=ev.sport, dport=ev.dport,
+            version=m.version, exchange_type=m.exchange_type, exchange=m.exchange,
+            ispi=_hex(m.ispi), rspi=_hex(m.rspi), mid=m.mid,
+            initiator=is_initiator(sa, ev), response=is_response(sa, ev), encrypted=m.encrypted,
+            payloads=[*m.payload_names, *(p.name for p in d.payloads)] if d is not None else list(m.payload_names),
+            length=m.length, natt=ev.marker, ip_fragments=ev.fragments, anomalies=anomalies,
+            decrypted=d is not None and d.status in ("ok", "fragment"),
+            decryption=(d.status if d is not None else ("no_key" if m.encrypted else None)),
+        ))
+    return rows
 
 
 def sa_table(tr: Tracker, crypto: SaCrypto | None = None,
@@ -157,6 +185,8 @@ def sa_table(tr: Tracker, crypto: SaCrypto | None = None,
 
 def key_cipher_name(key) -> str:
     """The key's cipher with its key length, as the IKE tables name it: aes-cbc-256."""
+    from .crypto.registry import ENC
+
     algo = ENC.get(key.enc)
     if algo is None:
         return key.enc

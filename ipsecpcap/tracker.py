@@ -14,9 +14,9 @@ are built from a (merged) tracker by :mod:`ipsecpcap.tables`.
 from __future__ import annotations
 
 from array import array
-from dataclasses import dataclass
 
 from .dissectors.records import IkeMessage, IkeSummary
+from .records import record
 from .sequence import CAPTURE_SHIFT, FORCE, SeqState, SeqSummary, new_ring
 
 # indexes into an SA entry (a list, for cheap in-place updates in the hot path)
@@ -55,7 +55,7 @@ def swap(addrs: bytes) -> bytes:
     return addrs[h:] + addrs[:h]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class IkeEvent:
     """One IKE message as seen on the wire (the tracker's only per-message record)."""
 
@@ -68,7 +68,7 @@ class IkeEvent:
     marker: bool  # came with the RFC 3948 non-ESP marker (UDP 4500)
     fragments: int  # IP fragments it was reassembled from (0: not fragmented)
     msg: IkeSummary | IkeMessage  # what the tracker keeps: an IkeSummary (tests may give a whole IkeMessage)
-    raw: bytes = b""  # the message as sent (non-ESP marker removed), for decryption; see Tracker.ike
+    raw: bytes  # the message as sent (non-ESP marker removed), for decryption; b"": see Tracker.ike
 
 
 class Tracker:
@@ -202,8 +202,9 @@ class Tracker:
         300 bytes for an encrypted message, beside its bytes."""
         shared = self._shared.setdefault
         m = IkeSummary.of(msg)
-        m = m._replace(ispi=shared(m.ispi, m.ispi), rspi=shared(m.rspi, m.rspi),
-                       payload_names=shared(m.payload_names, m.payload_names))
+        m = IkeSummary(m.version, m.minor_version, shared(m.ispi, m.ispi), shared(m.rspi, m.rspi), m.next_payload,
+                       m.exchange_type, m.exchange, m.flags, m.mid, m.length, m.encrypted,
+                       shared(m.payload_names, m.payload_names), m.payloads, m.anomalies)
         if m.encrypted and not self.keep_ike_ciphertext:
             raw = b""
         self.ike_events.append(IkeEvent(0, frame, ts, shared(addrs, addrs), shared(sport, sport),

@@ -344,9 +344,9 @@ def key_material_reused(ctx):
 @check
 def manual_keying(ctx):
     a = ctx.analysis
-    ike_pairs = set()
-    for x in a.exchanges:
-        ike_pairs.add(frozenset((x.src, x.dst)))
+    # the endpoints of every IKE message (the exchanges table's src and dst), from
+    # the messages themselves: the table need not be built for this
+    ike_pairs = {frozenset(map(addr_text, split(addrs))) for addrs in {ev.addrs for ev in a.tracker.ike_events}}
     groups = defaultdict(list)
     for r in a.sas:
         if r.ike_sa or r.created_by:

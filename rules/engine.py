@@ -266,17 +266,27 @@ def evaluate(rules: list[Rule], analysis) -> list[FindingRow]:
             hits = checks.CHECKS[rule.check](Context(analysis, rule))
         else:
             hits = _match(rule, analysis)
-        for hit in hits:
-            out.append(finding(rule, hit))
+        out.extend(finding(rule, hit) for hit in _taken(hits))
     rank = {s: i for i, s in enumerate(SEVERITIES)}
     out.sort(key=lambda f: (-rank[f.severity], f.first_seen if f.first_seen is not None else float("inf"),
                             f.rule, f.frames[:1]))
     return out
 
 
+def _taken(hits):
+    """The hits in order; a list lets go of each one as it is taken (a rule may find tens of
+    thousands, and a hit is a larger dict than the finding made of it)."""
+    if not isinstance(hits, list):
+        yield from hits
+        return
+    hits.reverse()
+    while hits:
+        yield hits.pop()
+
+
 def finding(rule: Rule, hit: dict) -> FindingRow:
     """A check's hit (a dict of FindingRow fields) completed with the rule's own fields."""
-    frames = sorted(set(int(f) for f in hit.get("frames", ()) if f is not None))
+    frames = sorted({int(f) for f in hit.get("frames", ()) if f is not None})
     return FindingRow(
         rule=rule.id, severity=hit.get("severity", rule.severity), title=hit.get("title", rule.title),
         detail=hit["detail"], remediation=hit.get("remediation", rule.remediation),

@@ -223,7 +223,8 @@ def decrypt_captures(paths: list, crypto: SaCrypto, out_path: str, *, only_decry
                 fd = FastDecrypt(crypto, dec, stats, only_decrypted)
                 with open_capture(path) as reader:
                     for block in reader:
-                        if fast and block.linktypes == LINKTYPE_ETHERNET and block.offsets:
+                        if fast and block.linktypes == LINKTYPE_ETHERNET and len(
+                                block.offsets if block.arrays is None else block.arrays[0]):
                             records = fd.block(block)
                             if records is not None:
                                 w.classic_records(records)
@@ -299,12 +300,14 @@ _AEAD = 1  # ESP of an SA allowed inline (SaCrypto.inline) with an AEAD when the
 _ESP = 2  # other ESP the classifier found: CBC inline, an SA allowed inline since, or SaCrypto.esp
 _AH = 3  # AH (IPv4 without options) over TCP or UDP not to 500 / 4500: SaCrypto.ah, then copied
 _DECODER = 4  # everything else: the keyed decoder, frame by frame
+_AH_ESP = 5  # AH (IPv4 without options) over ESP: SaCrypto.ah, then the ESP as _ESP
 
 _pack_head = _REC_HEAD.pack_into
 # the first 24 bytes of an inner IPv4 packet: version/IHL, total length, flags/fragment offset,
 # protocol, and the ports of UDP after a 20-byte header
 _inner_head = struct.Struct("!BxHxxHxB10xHH").unpack_from
 _AR4 = np.arange(4, dtype=np.int64)
+_AR8 = np.arange(8, dtype=np.int64)
 _AR16 = np.arange(16, dtype=np.int64)
 _AR30 = np.arange(30, dtype=np.int64)
 _MIX = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: the SPI spread over 64 bits
@@ -466,26 +469,35 @@ class FastDecrypt:
         copy = c.is_flow | c.isolated
         data = block.data
         raw = np.frombuffer(data, dtype=np.uint8)
-        # AH that the decoder takes no further than SaCrypto.ah (Decoder.ah and .transport): cut short,
-        # or carrying TCP, or UDP not to 500 / 4500 (the UDP ports from the input: beyond the rows)
+        # AH (Decoder.ah and .transport, KeyedDecoder.ah): that the decoder takes no further than
+        # SaCrypto.ah -- cut short, or carrying TCP, or UDP not to 500 / 4500 (the UDP ports from the
+        # input: beyond the rows) -- and AH over ESP, where the ESP follows
         ah = ((caps >= 34) & (_u16(rows, 12) == 0x0800) & (rows[:, 14] == 0x45)
               & ((_u16(rows, 20) & 0x3FFF) == 0) & (c.tot >= 20) & (c.proto == 51) & (c.avail >= 12))
+        ah_esp = np.zeros(len(caps), dtype=bool)
+        ah_len = np.zeros(len(caps), dtype=np.int64)
         if ah.any():
             at = np.flatnonzero(ah)
-            hlen = (rows[at, 35].astype(np.int64) + 2) * 4  # RFC 4302 2.2
-            rest = c.avail[at] - hlen
+            ah_len[at] = hlen = (rows[at, 35].astype(np.int64) + 2) * 4  # RFC 4302 2.2
+            rest, nh = c.avail[at] - hlen, rows[at, 34]
             ports = raw.take(offs[at, None] + 34 + hlen[:, None] + _AR4, mode="clip")
             sport, dport = _u16(ports, 0), _u16(ports, 2)
             ike = (sport == 500) | (sport == 4500) | (dport == 500) | (dport == 4500)
-            ah[at] = ((hlen < 12) | (rest < 0) | (rows[at, 34] == 6)
-                      | ((rows[at, 34] == 17) & ((rest < 8) | ~ike)))
-        kind = np.where(esp, _ESP, np.where(copy, _COPY, np.where(ah, _AH, _DECODER)))
-        # SPI and sequence number: of ESP (after UDP for ESP in UDP), of AH
-        spis = np.where(udp, _be32(rows, 42), np.where(ah, _be32(rows, 38), _be32(rows, 34)))
-        seqs = np.where(udp, _be32(rows, 46), np.where(ah, _be32(rows, 42), _be32(rows, 38)))
-        hosts = _be32(rows, 26) << 32 | _be32(rows, 30)
-        p_from = offs + 34 + np.where(udp, 8, 0)
+            stop = (hlen < 12) | (rest < 0)  # Decoder.ah returns a category
+            ah[at] = stop | (nh == 6) | ((nh == 17) & ((rest < 8) | ~ike)) | ((nh == 50) & (rest < 8))
+            ah_esp[at] = ~stop & (nh == 50) & (rest >= 8)
+        kind = np.where(esp, _ESP, np.where(copy, _COPY, np.where(ah, _AH, np.where(ah_esp, _AH_ESP, _DECODER))))
+        # the ESP: after IPv4, after UDP for ESP in UDP, after AH; its SPI and sequence number (AH's for AH)
+        p_from = offs + 34 + np.where(udp, 8, 0) + ah_len * ah_esp
         p_to = offs + 34 + c.avail  # as the keyed decoder: to the end of the IP datagram, even in UDP
+        ah_spis, ah_seqs = _be32(rows, 38), _be32(rows, 42)
+        spis = np.where(udp, _be32(rows, 42), np.where(ah, ah_spis, _be32(rows, 34)))
+        seqs = np.where(udp, _be32(rows, 46), np.where(ah, ah_seqs, _be32(rows, 38)))
+        if ah_esp.any():
+            at = np.flatnonzero(ah_esp)
+            head = raw.take(p_from[at, None] + _AR8, mode="clip")
+            spis[at], seqs[at] = _be32(head, 0), _be32(head, 4)
+        hosts = _be32(rows, 26) << 32 | _be32(rows, 30)
         nums = np.zeros(len(caps), dtype=np.int64)
         at = np.flatnonzero(esp)
         nums[at], aead = self._sa_numbers(spis[at], hosts[at])
@@ -530,7 +542,10 @@ class FastDecrypt:
                     pt = sa[2](sa[3] + data[p + 8:p + 16], data[p + 16:q], data[p:p + 8]) if q - p >= 34 else None
                 except InvalidTag:
                     pt = None
-            elif k == _ESP:
+            elif k == _ESP or k == _AH_ESP:
+                if k == _AH_ESP:  # AH first, as KeyedDecoder.ah
+                    crypto.ah(int(ah_spis[i]), data[off + 26:off + 34], int(ah_seqs[i]),
+                              data[off + 14:off + int(caps[i])], 20)
                 sa = ents[num] if num else self.inline.get((int(spis[i]), int(hosts[i])))
                 pt = None if sa is None else self._open(sa, data, p, q)
             else:
@@ -583,8 +598,9 @@ class FastDecrypt:
             if res is not None and res.status == "ok":
                 nh, payload = res.next_header, res.payload
                 if _inner_needs_decoder(nh, payload):
+                    # under AH the decoder is one level deeper; the outer header includes AH
                     _inner(self.dec, nh, payload, data, off, data[off + 26:off + 34], int(c.tot[i]), block.ts[i],
-                           block.frames[i], int(spis[i]))
+                           block.frames[i], int(spis[i]), 2 if k == _AH_ESP else 1, 20 + int(ah_len[i]))
                     if crypto.wraps != self.wraps:
                         self._forget()
                 if nh == IPPROTO_IPIP or nh == IPPROTO_IPV6:
@@ -651,11 +667,14 @@ def _inner_needs_decoder(nh: int, payload: bytes) -> bool:
     return True
 
 
-def _inner(dec, nh, payload, data, off, addrs, iplen, ts, frame_no, spi) -> None:
-    """What KeyedDecoder.transport does with a decrypted packet (see FastDecrypt.block)."""
+def _inner(dec, nh, payload, data, off, addrs, iplen, ts, frame_no, spi, depth=1, outer_hdr=20) -> None:
+    """What KeyedDecoder.transport does with a decrypted packet (see FastDecrypt.block): ESP
+    found at ``depth - 1`` (1 for ESP after the IPv4 header or its UDP header, 2 under AH),
+    ``outer_hdr`` bytes of IPv4 header (and AH) before it."""
     spi_text = f"0x{spi:08x}"
     if nh == IPPROTO_IPIP or nh == IPPROTO_IPV6:
-        dec.ip_any(payload, 0, len(payload), ts, frame_no, 1, spi_text)
+        dec.ip_any(payload, 0, len(payload), ts, frame_no, depth, spi_text)
     elif nh != IPPROTO_NONE:
         dec._ip = (data, off + 14, off + 14 + iplen, 4)
-        dec.transport(nh, payload, 0, len(payload), bytes(addrs), 20 + len(payload), ts, frame_no, 1, spi_text, 0)
+        dec.transport(nh, payload, 0, len(payload), bytes(addrs), outer_hdr + len(payload), ts, frame_no, depth,
+                      spi_text, 0)

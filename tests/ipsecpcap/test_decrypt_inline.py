@@ -10,7 +10,8 @@ an empty tunnel payload, inner IKE, an inner IPv4 fragment or header with
 options, ESP inside the tunnel (raw and in UDP 4500), 32-bit sequence numbers
 that wrap (the SA then uses extended sequence numbers, found inline or by the
 keyed decoder), an SA without a key, the same SA seen under AH and behind
-a VLAN tag (where the keyed decoder opens it), AH over TCP -- between plain
+a VLAN tag (where the keyed decoder opens it), AH over TCP, over IKE, over ESP
+cut short, over ESP carrying transport mode or ESP -- between plain
 TCP / UDP, IKE and NAT-keepalive frames.  The packets are sealed here with
 ``cryptography`` and ``hmac`` directly, not with ipsecpcap's code.
 """
@@ -200,10 +201,20 @@ def build(rounds: int = 3):
         # the AES-GCM SA where the keyed decoder opens it: behind a VLAN tag, and under AH
         inner = inner_udp(80, ident=r)
         add(esp_frame(A_SRC, A_DST, gcm.seal(SA_GCM, nxt(SA_GCM), trailer(inner, 4, 4)), vlan=5))
-        ah = struct.pack("!BBHII", 50, 4, 0, SA_AH, r + 1) + bytes(12)  # RFC 4302: ICV 12 bytes, no key
+        ah = struct.pack("!BBHII", 50, 4, 0, SA_AH + 1, r + 1) + bytes(12)  # RFC 4302: ICV 12 bytes, no key
         add(eth(ipv4(A_SRC, A_DST, 51, ah + gcm.seal(SA_GCM, nxt(SA_GCM), trailer(inner, 4, 4)))))
-        add(eth(ipv4(A_SRC, A_DST, 51, struct.pack("!BBHII", 6, 4, 0, SA_AH, r + 100) + bytes(12)
+        add(eth(ipv4(A_SRC, A_DST, 51, struct.pack("!BBHII", 6, 4, 0, SA_AH + 6, r + 100) + bytes(12)
                      + tcp(1, 2, bytes(20)))))  # AH over TCP
+        # under AH (an SPI each, so that each way's SaCrypto.ah calls show): transport mode, ESP inside
+        # the tunnel, an ESP header cut short, IKE
+        add(eth(ipv4(A_SRC, A_DST, 51, struct.pack("!BBHII", 50, 4, 0, SA_AH + 2, r + 200) + bytes(12)
+                     + transport.seal(SA_TRANSPORT, nxt(SA_TRANSPORT), trailer(udp(7, 8, bytes(33)), 17, 4)))))
+        deep = nested.seal(SA_NESTED, nxt(SA_NESTED), trailer(inner_udp(50), 4, 4))
+        add(eth(ipv4(A_SRC, A_DST, 51, struct.pack("!BBHII", 50, 4, 0, SA_AH + 3, r + 300) + bytes(12)
+                     + gcm.seal(SA_GCM, nxt(SA_GCM), trailer(ipv4("192.168.5.1", "192.168.5.2", 50, deep), 4, 4)))))
+        add(eth(ipv4(A_SRC, A_DST, 51, struct.pack("!BBHII", 50, 4, 0, SA_AH + 4, r + 400) + bytes(12) + bytes(6))))
+        add(eth(ipv4(A_SRC, A_DST, 51, struct.pack("!BBHII", 17, 4, 0, SA_AH + 5, r + 500) + bytes(12)
+                     + udp(500, 500, bytes(40)))))
         # an SA without a key
         add(esp_frame(A_SRC, A_DST, Gcm(9).seal(SA_NOKEY, nxt(SA_NOKEY), trailer(inner, 4, 4))))
         # ESP inside the tunnel, raw and in UDP 4500: the keyed decoder opens it
@@ -314,7 +325,7 @@ def test_inline_output_is_what_was_sealed(capture, tmp_path, monkeypatch):
     for spi in (SA_WRAP, SA_WRAP2):
         wrap = next(s for s in states if s[0][1] == spi)
         assert wrap[6] is True and wrap[7] == 1 and wrap[2] == 6  # esn, seq_hi, every packet opened
-    assert next(s for s in states if s[0][1] == SA_NESTED)[2] == 6  # opened by the keyed decoder
+    assert next(s for s in states if s[0][1] == SA_NESTED)[2] == 9  # opened by the keyed decoder
     nokey = next(s for s in states if s[0][1] == SA_NOKEY)
     assert nokey[1] is None and nokey[2] == 0
     assert by_spi  # every SA has a state

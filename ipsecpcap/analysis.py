@@ -65,10 +65,9 @@ def analyze_capture(path, *, block_bytes: int = 4 << 20, progress=None, crypto: 
             run_block = decoder.run_block
             for block in reader:
                 run_block(block)
-                # a Simple Packet Block has no timestamp (0.0): it says nothing of the span
-                stamps = [t for t in block.ts if t] if block.ts and not block.ts[0] else block.ts
-                if stamps:
-                    lo, hi = min(stamps), max(stamps)
+                span = block.span()  # (a Simple Packet Block's 0.0 says nothing of the span)
+                if span is not None:
+                    lo, hi = span
                     tracker.first_ts = lo if tracker.first_ts is None else min(tracker.first_ts, lo)
                     tracker.last_ts = hi if tracker.last_ts is None else max(tracker.last_ts, hi)
                 if progress is not None:

@@ -528,8 +528,9 @@ class FastDecrypt:
         crypto = self.crypto
         ents = self.ents
         pos = copied = decrypted = 0
-        # the frames opened inline by the common path: their index, and record position << 32 | IP length
-        done_i, done_at = [], []  # (lists: list.append is a specialised call, array.append is not)
+        # the frames opened inline by the common path: their index, record position and IP length (three
+        # lists: list.append is a specialised call, array.append is not; pos << 32 | end makes 2-digit ints)
+        done_i, done_pos, done_len = [], [], []
         for i, k, off, g0, glen, num, p, q, seq in zip(
                 visit.tolist(), kind[visit].tolist(), offs[visit].tolist(), run_from, run_len, nums[visit].tolist(),
                 p_from[visit].tolist(), p_to[visit].tolist(), seqs[visit].tolist()):
@@ -585,7 +586,8 @@ class FastDecrypt:
                             st.last_seq = seq
                         ov[pos + 30:pos + 30 + n] = pt  # the trailer after `end` is overwritten next
                         done_i.append(i)
-                        done_at.append(pos << 32 | end)
+                        done_pos.append(pos)
+                        done_len.append(end)
                         pos += 30 + end
                         continue
                 res = sa[0].cipher._trailer(pt)
@@ -628,15 +630,14 @@ class FastDecrypt:
         if done_i:
             # the record header and the Ethernet header (its type is already IPv4) of each frame opened inline
             at = np.array(done_i, dtype=np.int64)
-            where = np.array(done_at, dtype=np.int64)
-            length = (where & 0xFFFFFFFF) + 14
+            length = np.array(done_len, dtype=np.int64) + 14
             h = heads[at]
             h[:, 3] = length + (h[:, 3].astype(np.int64) - h[:, 2])  # origlen - caplen stays
             h[:, 2] = length
             front = np.empty((len(at), 30), dtype=np.uint8)
             front[:, :16] = h.view(np.uint8)
             front[:, 16:] = rows[at, :14]
-            np.frombuffer(ov, dtype=np.uint8)[(where >> 32)[:, None] + _AR30] = front
+            np.frombuffer(ov, dtype=np.uint8)[np.array(done_pos, dtype=np.int64)[:, None] + _AR30] = front
         stats = self.stats
         stats.frames += len(caps)
         stats.decrypted += decrypted + len(done_i)

@@ -161,6 +161,13 @@ def main() -> None:
         return generate(path, count, *extra)
 
     py = sys.executable
+    # byte-compile the package as `pip install` does for a regular install (an editable
+    # install under PYTHONDONTWRITEBYTECODE=1 would compile it again at every start)
+    import ipsecpcap.dissectors
+    import ipsecpcap.rules
+    dirs = {os.path.dirname(m.__file__) for m in (ipsecpcap, ipsecpcap.dissectors, ipsecpcap.rules)}
+    subprocess.run([py, "-m", "compileall", "-q", *sorted(dirs)], check=True,
+                   env={k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"})
     ipsecpcap = [py, "-m", "ipsecpcap.cli"]
     packet_env = dict(os.environ, IPSECPCAP_FASTPATH="packet")
     rows = []  # (label, packets, wall, rss)

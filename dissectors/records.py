@@ -12,6 +12,14 @@ from typing import Any, NamedTuple
 SCHEMA_VERSION = 1
 
 
+class _Factory:
+    def __repr__(self) -> str:
+        return "<factory>"  # as dataclasses shows such a default
+
+
+_FACTORY = _Factory()
+
+
 def record(cls):
     """``@dataclass(frozen=True, slots=True)`` with a quicker ``__init__``.
 
@@ -24,8 +32,8 @@ def record(cls):
     frozen as before (their ``__setattr__`` still refuses).  The table rows
     (``ipsecpcap.records``) use it too.
     """
-    cls = dataclass(frozen=True, slots=True)(cls)
-    ns: dict[str, Any] = {"_NEW": object()}  # the mark of an argument left to its default factory
+    cls = dataclass(frozen=True, slots=True, init=False)(cls)  # (its own __init__ is not made, then replaced)
+    ns: dict[str, Any] = {"_NEW": _FACTORY}  # the mark of an argument left to its default factory
     params, body = [], []
     for f in fields(cls):
         ns[f"_set_{f.name}"] = cls.__dict__[f.name].__set__

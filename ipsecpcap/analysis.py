@@ -73,6 +73,7 @@ def analyze_capture(path, *, block_bytes: int = 4 << 20, progress=None, crypto: 
                 if progress is not None:
                     progress(reader)
             tracker.frames = reader.frames
+            tracker.capture_reads = [(reader.frames, tracker.first_ts, tracker.last_ts)]
             tracker.warnings.extend(f"{reader.name}: {w}" for w in reader.warnings)
     except CaptureError as e:
         raise InputError(str(e)) from None

@@ -160,12 +160,19 @@ class _HashingStream:
 def capture_facts(paths, records=None) -> list[dict]:
     """For each capture as given: name, size, SHA-256 of the file (as stored,
     compressed or not), frames and time span, read in one pass of its own.
+    When the analysis ``records`` read the captures itself (the fast engine
+    notes frames and span per capture, ``Tracker.capture_reads``), the
+    frames and span are its own and the file is only hashed: its records
+    need not be walked a second time.
 
     Standard input cannot be read again: it is not hashed, and its frames and
     time span are the analysis's own when it was the only capture."""
     out = []
     paths = list(paths)
-    for p in paths:
+    reads = getattr(getattr(records, "tracker", None), "capture_reads", None)
+    if reads is not None and len(reads) != len(paths):
+        reads = None  # not the analysis of these captures, one for one
+    for i, p in enumerate(paths):
         p = os.fspath(p)
         if p == "-":
             facts = {"name": "-", "path": "-", "size": None, "sha256": None, "frames": None,
@@ -175,8 +182,24 @@ def capture_facts(paths, records=None) -> list[dict]:
                 facts.update(frames=tr.frames, first_seen=tr.first_ts, last_seen=tr.last_ts)
             out.append(facts)
             continue
-        out.append(_file_facts(p))
+        known = reads[i] if reads is not None else None
+        out.append(_file_facts(p) if known is None else _hashed_facts(p, *known))
     return out
+
+
+def _hashed_facts(path: str, frames: int, first, last) -> dict:
+    """The facts of a capture the analysis read: its size and SHA-256 from the file."""
+    facts = {"name": os.path.basename(path), "path": path, "size": None, "sha256": None, "frames": None,
+             "first_seen": None, "last_seen": None, "note": None}
+    try:
+        with open(path, "rb") as f:
+            facts["size"] = os.fstat(f.fileno()).st_size
+            facts["sha256"] = hashlib.file_digest(f, "sha256").hexdigest()
+    except OSError as e:
+        facts["note"] = f"cannot read: {e.strerror or e}"
+        return facts
+    facts.update(frames=frames, first_seen=first, last_seen=last)
+    return facts
 
 
 def _file_facts(path: str) -> dict:

@@ -155,7 +155,9 @@ def is_response(sa: IkeSa, ev: IkeEvent) -> bool | None:
 @dataclass(eq=False, slots=True)
 class IkeExchange:
     """One exchange of an IKE SA: the request (with its retransmissions and,
-    for IKEv1 Quick Mode, the initiator's third message) and the answers."""
+    for IKEv1 Quick Mode, the initiator's third message) and the answers.
+    Made complete by :func:`group_exchanges` (see :meth:`of`); the lifecycle
+    and the rules read its fields many times over."""
 
     sa: IkeSa
     name: str  # exchange name, as in the exchanges table
@@ -164,46 +166,29 @@ class IkeExchange:
     initiator: bytes | None  # address of the peer that sent the request
     responder: bytes | None
     by_sa_initiator: bool | None  # started by the IKE SA's original initiator
-    requests: tuple[IkeEvent, ...] = ()
-    responses: tuple[IkeEvent, ...] = ()
-    # events and answer, computed once (the lifecycle and the rules read them many times over)
-    _events: tuple[IkeEvent, ...] | None = field(default=None, repr=False)
-    _answer: IkeEvent | None = field(default=None, repr=False)
-
-    def _complete(self) -> None:
-        rq, rs = self.requests, self.responses
-        if not (rq and rs) and _in_capture_order(rq or rs):
-            self._events = rq or rs  # one side only, in order already (the usual case): no copy
-        else:
-            self._events = tuple(sorted(rq + rs, key=_capture_order))
-        self._answer = min(rs, key=_ts) if rs else None
-
-    @property
-    def events(self) -> tuple[IkeEvent, ...]:
-        if self._events is None:
-            self._complete()
-        return self._events
+    requests: tuple[IkeEvent, ...]
+    responses: tuple[IkeEvent, ...]
+    events: tuple[IkeEvent, ...]  # both, in capture order
+    answer: IkeEvent | None  # the first answer (by time), None if no answer was captured
+    ts: float  # when it started (its first message)
+    done: float | None  # when it was answered (the first answer), None if no answer was captured
 
     @property
     def first(self) -> IkeEvent:
         return self.events[0]
 
-    @property
-    def ts(self) -> float:
-        """When it started (its first message)."""
-        return self.events[0].ts
-
-    @property
-    def done(self) -> float | None:
-        """When it was answered (the first answer), None if no answer was captured."""
-        ans = self.answer
-        return ans.ts if ans is not None else None
-
-    @property
-    def answer(self) -> IkeEvent | None:
-        if self._events is None:
-            self._complete()
-        return self._answer
+    @classmethod
+    def of(cls, sa: IkeSa, name: str, exchange_type: int, mid: int, initiator: bytes | None,
+           responder: bytes | None, by_sa_initiator: bool | None, requests, responses) -> "IkeExchange":
+        """The exchange of these messages, its events, answer and times worked out."""
+        rq, rs = tuple(requests), tuple(responses)
+        if not (rq and rs) and _in_capture_order(rq or rs):
+            events = rq or rs  # one side only, in order already (the usual case): no copy
+        else:
+            events = tuple(sorted(rq + rs, key=_capture_order))
+        answer = min(rs, key=_ts) if rs else None
+        return cls(sa, name, exchange_type, mid, initiator, responder, by_sa_initiator, rq, rs, events, answer,
+                   events[0].ts, answer.ts if answer is not None else None)
 
 
 def _capture_order(e: IkeEvent) -> tuple[int, int]:
@@ -230,9 +215,9 @@ def group_exchanges(sa: IkeSa) -> list[IkeExchange]:
     """
     if sa._exchanges is not None and sa._exchanges[0] == len(sa.events):
         return sa._exchanges[1]
-    out: list[IkeExchange] = []
-    by_key: dict[tuple, IkeExchange] = {}
-    sides: dict[int, tuple[list, list]] = {}  # id(exchange) -> (requests, answers), tuples at the end
+    # key -> [name, type, mid, initiator, responder, by_sa_initiator, requests, answers], in order of
+    # first message; the IkeExchange objects are made at the end, complete
+    by_key: dict[tuple, list] = {}
     for ev in sa.events:
         m = ev.msg
         if m.version == 2:
@@ -253,14 +238,10 @@ def group_exchanges(sa: IkeSa) -> list[IkeExchange]:
         x = by_key.get(key)
         if x is None:
             src, dst = split(ev.addrs)
-            x = by_key[key] = IkeExchange(sa, m.exchange, m.exchange_type, m.mid,
-                                          dst if resp else src, src if resp else dst, by_init)
-            out.append(x)
-            sides[id(x)] = ([], [])
-        sides[id(x)][resp].append(ev)
-    for x in out:
-        rq, rs = sides[id(x)]
-        x.requests, x.responses = tuple(rq), tuple(rs)
+            x = by_key[key] = [m.exchange, m.exchange_type, m.mid, dst if resp else src, src if resp else dst,
+                               by_init, [], []]
+        x[7 if resp else 6].append(ev)
+    out = [IkeExchange.of(sa, *x) for x in by_key.values()]
     sa._exchanges = (len(sa.events), out)
     return out
 

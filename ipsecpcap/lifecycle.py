@@ -479,6 +479,7 @@ class _Builder:
         self._index: tuple[int, dict, dict] | None = None
         self._kinds: dict[int, tuple[SizeModel, str]] = {}  # id(exchange) -> (model, _kind)
         self._child_x: dict[int, list[IkeExchange]] = {}  # id(IkeSa) -> _child_exchanges
+        self._info_x: dict[int, list[IkeExchange]] = {}  # id(IkeSa) -> _infos
 
     # -- plumbing
     def req(self, x: IkeExchange) -> tuple[bool, tuple]:
@@ -489,8 +490,12 @@ class _Builder:
 
     def _side_of(self, x: IkeExchange, answers: bool) -> tuple[bool, tuple]:
         events = x.responses if answers else x.requests
-        if not self.dec and all(ev.msg.encrypted for ev in events):
-            return _UNSEEN  # nothing decrypted, nothing in clear (most exchanges of a long capture)
+        if not self.dec:
+            for ev in events:
+                if not ev.msg.encrypted:
+                    break
+            else:
+                return _UNSEEN  # nothing decrypted, nothing in clear (most exchanges of a long capture)
         k = (id(x), answers)
         got = self.side.get(k)
         if got is None:
@@ -1044,8 +1049,12 @@ class _Builder:
 
     # -- deletions
     def _infos(self, sa: IkeSa) -> list[IkeExchange]:
-        t = V2_INFORMATIONAL if sa.version == 2 else V1_INFORMATIONAL
-        return [x for x in self.life[id(sa)].exchanges if x.exchange_type == t]
+        """The INFORMATIONAL exchanges of an IKE SA (listed once: asked for per child SA)."""
+        found = self._info_x.get(id(sa))
+        if found is None:
+            t = V2_INFORMATIONAL if sa.version == 2 else V1_INFORMATIONAL
+            found = self._info_x[id(sa)] = [x for x in self.life[id(sa)].exchanges if x.exchange_type == t]
+        return found
 
     def _ike_deletes(self) -> None:
         """An undecrypted IKE SA whose last exchange is an INFORMATIONAL, with
@@ -1217,7 +1226,7 @@ class _Builder:
         """Anything of this IKE SA after an exchange: more exchanges or child SAs."""
         if any(y.ts > x.ts for y in life.exchanges if y is not x):
             return True
-        return any(c.ike is life.sa for c in self.children)
+        return bool(self.kids.get(id(life.sa)))  # (the child SAs by IKE SA, made in run())
 
     def _ike_summary(self) -> None:
         for life in self.life.values():

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -58,9 +58,22 @@ class IkeView:
     decrypted: dict = field(default_factory=dict, repr=False)  # id(event) -> ikedecrypt.Decrypted
     captures: list[str] = field(default_factory=list, repr=False)
 
+    _shown: dict = field(default_factory=dict, repr=False)  # shown()'s answers, by id(IkeSa)
+
     @cached_property
     def exchanges(self) -> list[ExchangeRow]:
         return exchange_rows(self)
+
+    def shown(self, sa) -> dict[int, tuple]:
+        """id(message) -> its payloads, for the messages of an IKE SA that show any (in
+        clear or decrypted), in message order.  Most messages of a long capture are
+        encrypted and show none: the rules that look at payloads skip them through this.
+        Made once per IKE SA."""
+        got = self._shown.get(id(sa))
+        if got is None:
+            payloads_of = self.payloads_of
+            got = self._shown[id(sa)] = {id(ev): pls for ev in sa.events if (pls := payloads_of(ev))}
+        return got
 
 
 def ike_tables(tr: Tracker, store: KeyStore | None = None) -> IkeView:
@@ -84,6 +97,8 @@ def ike_tables(tr: Tracker, store: KeyStore | None = None) -> IkeView:
 
     lc = build_lifecycle(tr, sas, chosen, payloads_of, dec)
     rows = []
+    shown: dict[int, dict[int, tuple]] = {}  # id(IkeSa) -> IkeView.shown(sa)
+    readable = []  # each IKE SA with only its messages that show payloads
     for sa in sas:
         ch = chosen[id(sa)]
         info = dec_sa.get(id(sa))
@@ -92,8 +107,13 @@ def ike_tables(tr: Tracker, store: KeyStore | None = None) -> IkeView:
             ch.enc, ch.integ, ch.prf, ch.dh_group = rekeyed
         evs = sa.events
         first, last = evs[0], evs[-1]
-        ids = identities(sa, payloads_of)
-        auth = ch.auth_method or auth_method(sa, payloads_of)
+        # The helpers below look at payloads and nothing else: they are given the IKE SA with only
+        # its messages that show some (in clear or decrypted), a few of hundreds in a long capture.
+        got = shown[id(sa)] = {id(ev): pls for ev in evs if (pls := payloads_of(ev))}
+        seen = replace(sa, events=[ev for ev in evs if id(ev) in got])
+        readable.append(seen)
+        ids = identities(seen, payloads_of)
+        auth = ch.auth_method or auth_method(seen, payloads_of)
         stamps = [e.ts for e in evs]
         rows.append(IkeSaRow(
             version=sa.version, ispi=_hex(sa.ispi), rspi=_hex(sa.rspi),
@@ -106,14 +126,14 @@ def ike_tables(tr: Tracker, store: KeyStore | None = None) -> IkeView:
             exchanges=dict(Counter(e.msg.exchange for e in evs)),
             enc=ch.enc, integ=ch.integ, prf=ch.prf, dh_group=ch.dh_group, auth_method=auth,
             lifetime=ch.lifetime, lifetime_kb=ch.lifetime_kb,
-            vendor_ids=vendor_ids(sa), nat_detected=nat_detected(sa, ch),
-            natt=any(e.marker for e in evs), notify_errors=notify_errors(sa),
+            vendor_ids=vendor_ids(seen), nat_detected=nat_detected(seen, ch),
+            natt=any(e.marker for e in evs), notify_errors=notify_errors(seen),
             initiator_id=ids[0], responder_id=ids[1],
             key=info.key if info else None, decrypted=info.decrypted if info else 0,
             **ike_fields(lc, sa),
         ))
-    return IkeView(rows, child_sa_algorithms(sas, payloads_of), lc, sas, payloads_of, events, dec,
-                   list(tr.captures))
+    return IkeView(rows, child_sa_algorithms(readable, payloads_of), lc, sas, payloads_of, events, dec,
+                   list(tr.captures), shown)
 
 
 def exchange_rows(view: IkeView) -> list[ExchangeRow]:

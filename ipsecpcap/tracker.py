@@ -14,9 +14,9 @@ are built from a (merged) tracker by :mod:`ipsecpcap.tables`.
 from __future__ import annotations
 
 from array import array
+from typing import NamedTuple
 
 from .dissectors.records import IkeMessage, IkeSummary
-from .records import record
 from .sequence import CAPTURE_SHIFT, FORCE, SeqState, SeqSummary, new_ring
 
 # indexes into an SA entry (a list, for cheap in-place updates in the hot path)
@@ -55,9 +55,9 @@ def swap(addrs: bytes) -> bytes:
     return addrs[h:] + addrs[:h]
 
 
-@record
-class IkeEvent:
-    """One IKE message as seen on the wire (the tracker's only per-message record)."""
+class IkeEvent(NamedTuple):
+    """One IKE message as seen on the wire (the tracker's only per-message record; a named
+    tuple: the quickest record to make, and long captures carry tens of thousands)."""
 
     capture: int  # index into Tracker.captures
     frame: int
@@ -86,6 +86,9 @@ class Tracker:
         self.counts: dict[str, int] = {}  # frame accounting, filled in by the decoder
         self.reassembly: dict[str, int] = {}
         self.frames = 0  # records in the capture(s)
+        # per capture: (frames, first_ts, last_ts) as its reading found them, or None when not known
+        # (ipsecpcap.export reports them without reading the capture again)
+        self.capture_reads: list[tuple[int, float | None, float | None] | None] = [None]
         self.first_ts: float | None = None
         self.last_ts: float | None = None
         self.warnings: list[str] = []
@@ -201,7 +204,7 @@ class Tracker:
         bytes unless it is encrypted and ``keep_ike_ciphertext`` is off.  About
         300 bytes for an encrypted message, beside its bytes."""
         shared = self._shared.setdefault
-        m = IkeSummary.of(msg)
+        m = msg if type(msg) is IkeSummary else IkeSummary.of(msg)
         m = IkeSummary(m.version, m.minor_version, shared(m.ispi, m.ispi), shared(m.rspi, m.rspi), m.next_payload,
                        m.exchange_type, m.exchange, m.flags, m.mid, m.length, m.encrypted,
                        shared(m.payload_names, m.payload_names), m.payloads, m.anomalies)
@@ -304,6 +307,7 @@ class Tracker:
             for k, n in src.items():
                 table[k] = table.get(k, 0) + n
         self.frames += other.frames
+        self.capture_reads.extend(other.capture_reads)
         if other.first_ts is not None:
             self.first_ts = other.first_ts if self.first_ts is None else min(self.first_ts, other.first_ts)
             self.last_ts = other.last_ts if self.last_ts is None else max(self.last_ts, other.last_ts)

@@ -225,14 +225,18 @@ def no_master_key_pfs(ctx):
 def _values(ctx, names: tuple[str, ...]):
     """(value bytes) -> list of (exchange, event) for every payload named ``names``."""
     view = ctx.analysis.ike_view
+    min_length = ctx.params.get("min_length", 8)
     seen: dict[bytes, dict[tuple, tuple]] = defaultdict(dict)
     for sa in view.sas:
+        shown = view.shown(sa)
+        if not shown:
+            continue
         for x in group_exchanges(sa):
             for ev in x.events:
-                for p in view.payloads_of(ev):
+                for p in shown.get(id(ev), ()):
                     if p.name in names:
                         data = p.fields.get("data")
-                        if isinstance(data, (bytes, bytearray)) and len(data) >= ctx.params.get("min_length", 8):
+                        if isinstance(data, (bytes, bytearray)) and len(data) >= min_length:
                             # one exchange: its retransmissions, and the retry of an IKE_SA_INIT after a
                             # COOKIE or INVALID_KE_PAYLOAD (same SPI, same message ID, same sender), which
                             # RFC 7296 2.6 requires to repeat its payloads
@@ -549,8 +553,9 @@ def ike_negotiation_failed(ctx):
     for sa in view.sas:
         sa_id = f"{sa.ispi.hex()}/{sa.rspi.hex()}"
         errors = []  # (event, notify name)
-        for ev in sa.events:
-            for pl in view.payloads_of(ev):
+        shown = view.shown(sa)
+        for ev in sa.events if shown else ():
+            for pl in shown.get(id(ev), ()):
                 t = pl.fields.get("type") if pl.name == "N" else None
                 if isinstance(t, int) and 0 < t < 16384:
                     errors.append((ev, pl.fields.get("type_name") or f"notify-{t}"))

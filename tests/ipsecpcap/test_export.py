@@ -129,6 +129,17 @@ def test_analyze_output_dir(tmp_path):
     assert json.loads((out / "summary.json").read_text())["captures"] == ["IKEv2.pcap"]
 
 
+def test_capture_facts_from_the_analysis_are_those_of_its_own_reading():
+    """The fast engine notes each capture's frames and time span as it reads it
+    (Tracker.capture_reads): -o takes them from there and only hashes the file.
+    They are what a reading of its own finds."""
+    from ipsecpcap.analysis import analyze
+
+    a = analyze([CAP, CAP_B])
+    assert all(r is not None for r in a.tracker.capture_reads)
+    assert export.capture_facts([CAP, CAP_B], a) == export.capture_facts([CAP, CAP_B])
+
+
 def test_summary_of_a_capture_read_from_standard_input(tmp_path):
     with open(CAP_B, "rb") as f:
         data = f.read()

@@ -182,11 +182,12 @@ class IkeExchange:
            responder: bytes | None, by_sa_initiator: bool | None, requests, responses) -> "IkeExchange":
         """The exchange of these messages, its events, answer and times worked out."""
         rq, rs = tuple(requests), tuple(responses)
-        if not (rq and rs) and _in_capture_order(rq or rs):
-            events = rq or rs  # one side only, in order already (the usual case): no copy
+        one_side = rs if not rq else rq if not rs else None
+        if one_side is not None and (len(one_side) == 1 or _in_capture_order(one_side)):
+            events = one_side  # one side only, in order already (the usual case): no copy
         else:
             events = tuple(sorted(rq + rs, key=_capture_order))
-        answer = min(rs, key=_ts) if rs else None
+        answer = (rs[0] if len(rs) == 1 else min(rs, key=_ts)) if rs else None
         return cls(sa, name, exchange_type, mid, initiator, responder, by_sa_initiator, rq, rs, events, answer,
                    events[0].ts, answer.ts if answer is not None else None)
 

@@ -266,9 +266,9 @@ def parse_attributes(
     attrs: list[Attribute] = []
     off, index = 0, 0
     while off < len(buf):
-        awhere = f"{where}.attribute[{index}]"
+        # (the anomaly's place, "<where>.attribute[<index>]", is spelled out only for an anomaly)
         if len(buf) - off < ATTRIBUTE_HEADER.size:
-            problems.overrun(awhere, f"{len(buf) - off} bytes left, attribute header needs 4")
+            problems.overrun(f"{where}.attribute[{index}]", f"{len(buf) - off} bytes left, attribute header needs 4")
             break
         af_type, length_or_value = ATTRIBUTE_HEADER.unpack_from(buf, off)
         atype = af_type & 0x7FFF
@@ -279,7 +279,8 @@ def parse_attributes(
         else:  # TLV: 4-byte header + Attribute Length value bytes
             raw = buf[off + ATTRIBUTE_HEADER.size : off + ATTRIBUTE_HEADER.size + length_or_value]
             if len(raw) < length_or_value:
-                problems.overrun(awhere, f"attribute length {length_or_value}, {len(raw)} bytes left")
+                problems.overrun(f"{where}.attribute[{index}]",
+                                 f"attribute length {length_or_value}, {len(raw)} bytes left")
                 break
             value = int.from_bytes(raw, "big") if 1 <= len(raw) <= 8 else bytes(raw)
             off += ATTRIBUTE_HEADER.size + length_or_value

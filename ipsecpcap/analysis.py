@@ -279,7 +279,8 @@ def analyze(paths: Iterable, *, keys=None, policy=None, rules=None, engine: str 
         elif jobs >= 2 and crypto is None and os.environ.get("IPSECPCAP_FASTPATH", "vector") != "packet":
             from .parallel import analyze_capture_pipelined
 
-            part = analyze_capture_pipelined(path, block_bytes=block_bytes, progress=progress)
+            part = analyze_capture_pipelined(path, block_bytes=block_bytes, progress=progress,
+                                             keep_ike_ciphertext=ike_keys)
         else:
             part = analyze_capture(path, block_bytes=block_bytes, progress=progress, crypto=crypto,
                                    keep_ike_ciphertext=ike_keys)

@@ -90,8 +90,10 @@ def _classify(path, block_bytes: int, conn, stdin_fd: int | None) -> None:
         conn.close()
 
 
-def analyze_capture_pipelined(path, *, block_bytes: int = 4 << 20, progress=None) -> Tracker:
-    """:func:`ipsecpcap.analysis.analyze_capture` (without keys) in two processes; the same result."""
+def analyze_capture_pipelined(path, *, block_bytes: int = 4 << 20, progress=None,
+                              keep_ike_ciphertext: bool = True) -> Tracker:
+    """:func:`ipsecpcap.analysis.analyze_capture` (without keys) in two processes; the same result
+    (``keep_ike_ciphertext`` as there)."""
     from .analysis import capture_name
 
     ctx = multiprocessing.get_context("fork")
@@ -104,7 +106,7 @@ def analyze_capture_pipelined(path, *, block_bytes: int = 4 << 20, progress=None
     send.close()
     if stdin_fd is not None:
         os.close(stdin_fd)
-    tracker = Tracker(capture_name(path))
+    tracker = Tracker(capture_name(path), keep_ike_ciphertext)
     applier = Applier(tracker)
     shown = None
     try:

@@ -534,29 +534,17 @@ class Classifier:
         # where an AH group and an ESP or flow group start at the same frame (AH+ESP,
         # AH protecting TCP), the decoder records the AH first
         pos, kinds, ids = [], [], []
-        if ah_parts:
-            ah = _AhGroups(*(np.concatenate(c) for c in zip(*ah_parts)))
-            keep = self._keep(ah, [k in bad_ah for k in ah.keys] if bad_ah else None, calls)
-            batch.ah = ah
-            pos.append(ah.first[keep])
-            ah.drop_arrays()
-            kinds.append(np.full(len(keep), 3, dtype=np.int64))
-            ids.append(keep)
-        if esp_parts:
-            esp = _EspGroups(*(np.concatenate(c) for c in zip(*esp_parts)))
-            keep = self._keep(esp, [k in bad_sas for k in zip(esp.spi, esp.addr)] if bad_sas else None, calls)
-            batch.esp = esp
-            pos.append(esp.first[keep])
-            esp.drop_arrays()
-            kinds.append(np.full(len(keep), 1, dtype=np.int64))
-            ids.append(keep)
-        if flow_parts:
-            flows = _FlowGroups(*(np.concatenate(c) for c in zip(*flow_parts)))
-            keep = self._keep(flows, [k in bad_flows for k in flows.key] if bad_flows else None, calls)
-            batch.flows = flows
-            pos.append(flows.first[keep])
-            flows.drop_arrays()
-            kinds.append(np.full(len(keep), 2, dtype=np.int64))
+        for cls, parts, bad, kind, name in ((_AhGroups, ah_parts, bad_ah, 3, "ah"),
+                                            (_EspGroups, esp_parts, bad_sas, 1, "esp"),
+                                            (_FlowGroups, flow_parts, bad_flows, 2, "flows")):
+            if not parts:
+                continue
+            grp = cls(*(np.concatenate(c) for c in zip(*parts)))
+            keep = self._keep(grp, [k in bad for k in grp.keys] if bad else None, calls)
+            setattr(batch, name, grp)
+            pos.append(grp.first[keep])
+            grp.drop_arrays()
+            kinds.append(np.full(len(keep), kind, dtype=np.int64))
             ids.append(keep)
 
         # ---- put calls and groups in frame order
@@ -740,12 +728,11 @@ class _EspGroups:
         self.total_udp = (cum_udp[last + 1] - cum_udp[starts]).tolist()
         self.cum_len, self.cum_udp = cum_len, cum_udp
         self.count = np.diff(np.append(starts, m)).tolist()
-        # the ring (see _ring): the frames of the last (up to) 64 packets of each group,
+        # the ring (see _bulk): the frames of the last (up to) 64 packets of each group,
         # from ring_from on, whose first goes to slot ring_slot
         ring_from = np.maximum(starts, last + 1 - 64)
         self.ring_from, self.ring_slot = ring_from.tolist(), (seq[ring_from] & 63).tolist()
         self.frame_arr = array("q", frame.astype(np.int64).tobytes())
-        self.seq_l = None  # seq.tolist(), made when a ring update needs it (_ring)
 
     def calls_of(self, g) -> list:
         """The decoder's calls for the frames of group ``g`` (position, method, arguments)."""
@@ -765,37 +752,20 @@ class _EspGroups:
         and consecutive).  ``cache``: SA entries by (spi, address pair)."""
         ck = (self.spi[g], self.addr[g])
         s = cache.get(ck)
+        addrs = addrs_of(self.addr[g])
+        k = (self.proto, self.spi[g], addrs)
         if s is None:
-            addrs = addrs_of(self.addr[g])
-            s = tr.sas.get((self.proto, self.spi[g], addrs))
-            if s is not None:
-                cache[ck] = s
-        if s is not None and self.lastbad[g] < 0 and self.first_seq[g] == s[13] + 1 and s[13] != FORCE:
-            st, en = self.starts[g], self.ends[g]
-            s[0] += en - st
-            s[1] += self.total_len[g]
-            s[3], s[5], s[7] = self.last_ts[g], self.last_frame[g], self.last_seq[g]  # in time order: the last
-            self._more(s, g, None, None)
-            s[13] = self.last_seq[g]
-            self._ring(s[14], max(st, en - 64), en)
-        else:
-            addrs = addrs_of(self.addr[g])
-            k = (self.proto, self.spi[g], addrs)
-            self._slow(g, tr, addrs, k, s, samples)
-            if s is None:
-                cache[ck] = tr.sas[k]
+            s = tr.sas.get(k)
+        self._slow(g, tr, addrs, k, s, samples)
+        cache[ck] = tr.sas[k]
 
     def apply_known(self, ids: list[int], cache: dict) -> list[int]:
         """Apply the groups ``ids`` whose SA entry exists and that are its next run in
         order (``seq == top + 1``, consecutive): counts and bytes added, the last packet's
         time, frame and number stored, its frames put in the ring.  Returns those done."""
         get = cache.get
-        keys = self.keys
-        lastbad, first_seq, count, total_len = self.lastbad, self.first_seq, self.count, self.total_len
-        last_ts, last_frame, last_seq = self.last_ts, self.last_frame, self.last_seq
-        ring_from, ring_slot, fr = self.ring_from, self.ring_slot, self.frame_arr
-        ends = self.ends
-        more = self._more
+        keys, lastbad, first_seq, starts, ends = self.keys, self.lastbad, self.first_seq, self.starts, self.ends
+        bulk = self._bulk
         done = []
         for g in ids:
             s = get(keys[g])
@@ -804,30 +774,30 @@ class _EspGroups:
             top = s[13]
             if first_seq[g] != top + 1 or top == FORCE:
                 continue
-            s[0] += count[g]
-            s[1] += total_len[g]
-            s[3], s[5], s[7] = last_ts[g], last_frame[g], last_seq[g]  # in time order: the last
-            more(s, g, None, None)
-            s[13] = last_seq[g]
-            # consecutive numbers: the ring's slots from ring_slot on, wrapping at 64
-            a, p, en = ring_from[g], ring_slot[g], ends[g]
-            ring = s[14]
-            k = en - a
-            if p + k <= 64:
-                ring[p:p + k] = fr[a:en]
-            else:
-                ring[p:64] = fr[a:a + 64 - p]
-                ring[0:k - 64 + p] = fr[a + 64 - p:en]
+            bulk(s, g, starts[g], ends[g])
             done.append(g)
         return done
 
-    def _ring(self, ring, a, en) -> None:
-        """The anti-replay ring: the frames of the last (up to) 64 numbers, at seq & 63."""
-        if self.seq_l is None:
-            self.seq_l = self.seq_a.tolist()
-        seq, frame = self.seq_l, self.frame_arr
-        for q in range(a, en):
-            ring[seq[q] & 63] = frame[q]
+    def _bulk(self, s, g, a, en) -> None:
+        """Frames ``a`` to ``en`` of group ``g``, the next run in order of SA entry ``s``
+        (consecutive numbers, the first ``top + 1``): what Tracker.esp / ah does for each,
+        in one update: counts and bytes added, the last packet's time, frame and number
+        stored, the frames of the last (up to) 64 put in the ring at ``seq & 63``."""
+        whole = a == self.starts[g]
+        s[0] += en - a
+        s[1] += self.total_len[g] if whole else int(self.cum_len[en] - self.cum_len[a])
+        s[3], s[5], s[7] = self.last_ts[g], self.last_frame[g], self.last_seq[g]  # in time order: the last
+        self._more(s, g, a, en)
+        s[13] = self.last_seq[g]
+        # consecutive numbers: the ring's slots from that of frame r on, wrapping at 64
+        r = max(a, en - 64)
+        p = self.ring_slot[g] if r == self.ring_from[g] else int(self.seq_a[r]) & 63
+        ring, fr, k = s[14], self.frame_arr, en - r
+        if p + k <= 64:
+            ring[p:p + k] = fr[r:en]
+        else:
+            ring[p:64] = fr[r:r + 64 - p]
+            ring[0:k - 64 + p] = fr[r + 64 - p:en]
 
     def _slow(self, g, tr, addrs, k, s, samples) -> None:
         """Frame by frame (a new SA, its first packets, a sequence anomaly) until the
@@ -838,12 +808,7 @@ class _EspGroups:
         for j in range(st, en):
             q = seq[j - st]
             if s is not None and lastbad <= j and q == s[13] + 1 and s[13] != FORCE:
-                s[0] += en - j
-                s[1] += int(self.cum_len[en] - self.cum_len[j])
-                s[3], s[5], s[7] = self.last_ts[g], self.last_frame[g], self.last_seq[g]
-                self._more(s, g, j, en)
-                s[13] = self.last_seq[g]
-                self._ring(s[14], max(j, en - 64), en)
+                self._bulk(s, g, j, en)
                 return
             self._one(tr, j, addrs, spi, q, samples, k)
             if s is None:
@@ -856,9 +821,9 @@ class _EspGroups:
             tr.esp_sample(spi, addrs, samples[k])
 
     def _more(self, s, g, a, en) -> None:
-        """What an SA entry counts besides packets and bytes, for the frames of group
-        ``g`` from ``a`` to ``en`` (None, None: the whole group): ESP in UDP."""
-        nu = self.total_udp[g] if a is None else int(self.cum_udp[en] - self.cum_udp[a])
+        """What an SA entry counts besides packets and bytes, for the frames ``a`` to
+        ``en`` of group ``g``: ESP in UDP."""
+        nu = self.total_udp[g] if a == self.starts[g] else int(self.cum_udp[en] - self.cum_udp[a])
         if nu:
             s[8] += nu
 
@@ -880,9 +845,6 @@ class _AhGroups(_EspGroups):
         self.nh_l = None
 
     def _more(self, s, g, a, en) -> None:
-        st, e = self.starts[g], self.ends[g]
-        if a is None:
-            a, en = st, e
         inner = s[10]
         one = self.nh_one[g]
         if one >= 0:
@@ -926,7 +888,7 @@ class _FlowGroups:
         self.first = idx[starts]
         self.starts = starts.tolist()
         self.ends = self.starts[1:] + [m]
-        self.key = list(zip(pr[starts].tolist(), lo[starts].tolist(), hi[starts].tolist()))
+        self.keys = list(zip(pr[starts].tolist(), lo[starts].tolist(), hi[starts].tolist()))
         self._sorted = (new, starts, m, pr, addr, sp, dp, d, iplen, flags, ts, frame)
         self.first_prot = prot[starts].tolist()
 
@@ -990,7 +952,7 @@ class _FlowGroups:
         """Apply the groups ``ids`` whose flow entry exists (what :meth:`apply` does for
         them, in one loop).  Returns those done."""
         get = cache.get
-        key, proto_l, d = self.key, self.proto, self.d
+        key, proto_l, d = self.keys, self.proto, self.d
         first_len, first_flags = self.first_len, self.first_flags
         n0, n1, b0, b1 = self.n0, self.n1, self.b0, self.b1
         last_ts, last_frame, starts, ends = self.last_ts, self.last_frame, self.starts, self.ends
@@ -1043,7 +1005,7 @@ class _FlowGroups:
         decides who initiated it), then the rest added per direction.  ``cache``:
         (flow entry, the d of the initiator's frames) by (proto, lo, hi)."""
         proto = self.proto[g]
-        hit = cache.get(self.key[g])
+        hit = cache.get(self.keys[g])
         if hit is not None:
             f, fd = hit
             if self.d[g] == fd:  # the first frame came from the initiator
@@ -1072,7 +1034,7 @@ class _FlowGroups:
                 if f is None:
                     f = flows[(proto, addrs[4:] + addrs[:4], dport, sport)]
                     fd = 1 - fd
-                cache[self.key[g]] = (f, fd)
+                cache[self.keys[g]] = (f, fd)
                 if self.ends[g] - self.starts[g] == 1:
                     return
             else:
@@ -1087,7 +1049,7 @@ class _FlowGroups:
             if proto == 6:
                 f[8] |= _tcp_fwd(self.first_flags[g], f[8])
         # fd is now 1 if the frames with d == 1 are the initiator's
-        cache[self.key[g]] = (f, fd)
+        cache[self.keys[g]] = (f, fd)
         self._rest(g, f, fd, proto)
 
     def _rest(self, g, f, fd, proto) -> None:

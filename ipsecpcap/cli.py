@@ -16,6 +16,7 @@ Exit codes (also in the README):
 """
 from __future__ import annotations
 
+import atexit
 import functools
 import gc
 import os
@@ -30,6 +31,11 @@ from .errors import EXIT_INTERNAL, IpsecpcapError
 from .output import (FORMATS, _ts_text, dumps, output_stream, render_rows, severity_text, table_width, text_table,
                      use_color)
 from .records import ChildSaRow, ExchangeRow, FlowRow, IkeSaRow, SaRow
+
+# At exit, after the atexit handlers, the interpreter runs the garbage collector once
+# more over every object still alive (after an analysis of 1M packets ~0.15 s, to free
+# nothing that matters as the process ends); frozen objects are left out of that pass.
+atexit.register(gc.freeze)
 
 SUMMARY_ROWS = 20  # rows of each table shown in the summary; the table commands show all
 SUMMARY_FINDINGS = 50  # findings listed in the summary, most severe first; the findings command shows all

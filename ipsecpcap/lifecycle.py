@@ -326,7 +326,7 @@ def _v1_ids(payloads):
 
 
 # ---------------------------------------------------------------- size model
-@dataclass
+@dataclass(frozen=True)
 class SizeModel:
     """How long a CREATE_CHILD_SA or Quick Mode answer is with and without a
     KE payload, from the IKE SA's cipher, integrity, DH group and nonce
@@ -349,6 +349,9 @@ class SizeModel:
     4 + transform 8 + attributes of 4: life type, life duration,
     encapsulation, authentication, key length, + group with PFS) + NONCE +
     [KE (4 + public value)] + IDci + IDcr (8 + address).
+
+    Frozen: a model's expected lengths are worked out once each and kept
+    (thousands of exchanges are weighed against the same few models).
     """
 
     version: int
@@ -361,6 +364,7 @@ class SizeModel:
     group: int | None = None
     nonce: int = 32
     ipv6: bool = False
+    _expected: dict = field(default_factory=dict, init=False, repr=False, compare=False)  # (kind, ipv6) -> length
 
     @property
     def publen(self) -> int:
@@ -376,8 +380,14 @@ class SizeModel:
     def expect(self, kind: str, ipv6: bool | None = None) -> int:
         """Expected answer length of a ``child``, ``child_pfs`` or ``ike_rekey``
         exchange (``ipv6``: the traffic selectors' family; default: the peers')."""
-        pfs = kind != "child"
         v6 = self.ipv6 if ipv6 is None else ipv6
+        got = self._expected.get((kind, v6))
+        if got is None:
+            got = self._expected[(kind, v6)] = self._expect(kind, v6)
+        return got
+
+    def _expect(self, kind: str, v6: bool) -> int:
+        pfs = kind != "child"
         if self.version == 2:
             ts = 2 * (8 + (40 if v6 else 16))
             encr = 8 + (4 if self.keylen_attr else 0)
@@ -410,7 +420,7 @@ def _model(sa: IkeSa, ch, nonce_len: int | None) -> SizeModel:
     # ciphers with it, which an analysis without keys never uses
     from .crypto.registry import ENC, INTEG
 
-    m = SizeModel(sa.version)
+    f: dict = {}  # the SizeModel fields that differ from its defaults
     enc = ch.enc or ""
     base = enc
     for name in ENC:
@@ -418,24 +428,24 @@ def _model(sa: IkeSa, ch, nonce_len: int | None) -> SizeModel:
             base = name
     algo = ENC.get(base)
     if algo is not None:
-        m.block = max(algo.block, 1) if algo.mode != "cbc" else algo.block
-        m.iv = algo.iv_len
-        m.icv = algo.icv_len
-        m.aead = algo.aead
-    m.keylen_attr = base in alg.VARIABLE_KEY or not base
-    if not m.aead and ch.integ:
+        f["block"] = max(algo.block, 1) if algo.mode != "cbc" else algo.block
+        f["iv"] = algo.iv_len
+        f["icv"] = algo.icv_len
+        f["aead"] = algo.aead
+    f["keylen_attr"] = base in alg.VARIABLE_KEY or not base
+    if not f.get("aead") and ch.integ:
         integ = INTEG.get(ch.integ)
         if integ is not None:
-            m.icv = integ.icv_len
+            f["icv"] = integ.icv_len
     if sa.version == 1:
-        m.icv, m.iv = 0, 0
-        m.hash_len = _HASH_LEN.get(ch.hash_name or "", 20)
-    m.group = ch.dh_group
+        f["icv"], f["iv"] = 0, 0
+        f["hash_len"] = _HASH_LEN.get(ch.hash_name or "", 20)
+    f["group"] = ch.dh_group
     if nonce_len:
-        m.nonce = nonce_len
+        f["nonce"] = nonce_len
     if sa.initiator is not None:
-        m.ipv6 = len(sa.initiator[0]) == 16
-    return m
+        f["ipv6"] = len(sa.initiator[0]) == 16
+    return SizeModel(sa.version, **f)
 
 
 def _nonce_len(sa: IkeSa) -> int | None:
@@ -622,9 +632,8 @@ class _Builder:
         # the size model of an IKE SA made by a rekey (nothing of it in clear):
         # the old one's, with the group of the rekey when it was decrypted
         if self.chosen[id(new)].enc is None:
-            ln.model = replace(lo.model)
-            if ln.rekey_enc and ln.rekey_enc[3]:
-                ln.model.group = ln.rekey_enc[3]
+            ln.model = replace(lo.model, group=ln.rekey_enc[3]) if ln.rekey_enc and ln.rekey_enc[3] \
+                else replace(lo.model)
 
     def _inferred_ike_rekeys(self, by_size: bool) -> None:
         for sa in sorted(self.sas, key=lambda s: s.events[0].ts):

@@ -59,6 +59,7 @@ class IkeView:
     captures: list[str] = field(default_factory=list, repr=False)
 
     _shown: dict = field(default_factory=dict, repr=False)  # shown()'s answers, by id(IkeSa)
+    _readable: dict = field(default_factory=dict, repr=False)  # shown_events()'s answers, by id(IkeSa)
 
     @cached_property
     def exchanges(self) -> list[ExchangeRow]:
@@ -73,6 +74,14 @@ class IkeView:
         if got is None:
             payloads_of = self.payloads_of
             got = self._shown[id(sa)] = {id(ev): pls for ev in sa.events if (pls := payloads_of(ev))}
+        return got
+
+    def shown_events(self, sa) -> list:
+        """The messages of an IKE SA that show payloads (the keys of :meth:`shown`), in message order."""
+        got = self._readable.get(id(sa))
+        if got is None:
+            shown = self.shown(sa)
+            got = self._readable[id(sa)] = [ev for ev in sa.events if id(ev) in shown] if shown else []
         return got
 
 
@@ -99,6 +108,7 @@ def ike_tables(tr: Tracker, store: KeyStore | None = None) -> IkeView:
     rows = []
     shown: dict[int, dict[int, tuple]] = {}  # id(IkeSa) -> IkeView.shown(sa)
     readable = []  # each IKE SA with only its messages that show payloads
+    shown_events: dict[int, list] = {}  # id(IkeSa) -> IkeView.shown_events(sa)
     for sa in sas:
         ch = chosen[id(sa)]
         info = dec_sa.get(id(sa))
@@ -111,6 +121,7 @@ def ike_tables(tr: Tracker, store: KeyStore | None = None) -> IkeView:
         # its messages that show some (in clear or decrypted), a few of hundreds in a long capture.
         got = shown[id(sa)] = {id(ev): pls for ev in evs if (pls := payloads_of(ev))}
         seen = replace(sa, events=[ev for ev in evs if id(ev) in got])
+        shown_events[id(sa)] = seen.events
         readable.append(seen)
         ids = identities(seen, payloads_of)
         auth = ch.auth_method or auth_method(seen, payloads_of)
@@ -133,7 +144,7 @@ def ike_tables(tr: Tracker, store: KeyStore | None = None) -> IkeView:
             **ike_fields(lc, sa),
         ))
     return IkeView(rows, child_sa_algorithms(readable, payloads_of), lc, sas, payloads_of, events, dec,
-                   list(tr.captures), shown)
+                   list(tr.captures), shown, shown_events)
 
 
 def exchange_rows(view: IkeView) -> list[ExchangeRow]:

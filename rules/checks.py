@@ -543,19 +543,24 @@ def aggressive_mode_psk(ctx):
 V1_ANSWERED = (2, 4, 32)  # IKEv1 Main Mode, Aggressive Mode, Quick Mode: each message is answered
 @check
 def ike_negotiation_failed(ctx):
+    """Error notifies in clear or decrypted, and requests never answered.  A generator: a long
+    capture has tens of thousands of unanswered liveness checks, each hit is made into its
+    finding before the next is made."""
     a = ctx.analysis
     view = a.ike_view
     p = ctx.params
     recovered_ok = set(p.get("recoverable", []))
     established = {f"{r.ispi}/{r.rspi}": r.established for r in a.ike}
     end = a.tracker.last_ts
-    out = []
+    captures = a.tracker.captures
+    grace = p.get("grace_seconds", 5.0)
     for sa in view.sas:
         sa_id = f"{sa.ispi.hex()}/{sa.rspi.hex()}"
+        proto = f"ikev{sa.version}"  # (one string for every hit of the IKE SA)
         errors = []  # (event, notify name)
         shown = view.shown(sa)
-        for ev in sa.events if shown else ():
-            for pl in shown.get(id(ev), ()):
+        for ev in view.shown_events(sa):
+            for pl in shown[id(ev)]:
                 t = pl.fields.get("type") if pl.name == "N" else None
                 if isinstance(t, int) and 0 < t < 16384:
                     errors.append((ev, pl.fields.get("type_name") or f"notify-{t}"))
@@ -568,46 +573,49 @@ def ike_negotiation_failed(ctx):
             evs = [ev for ev, _ in errors]
             first, last = _span(*(ev.ts for ev in evs))
             exch = sorted({ev.msg.exchange for ev in evs})
-            out.append({
-                "severity": p.get("severity_recovered", "info") if recovered else None,
+            hit = {
                 "detail": f"IKEv{sa.version} SA {sa_id}: {', '.join(senders)} could not comply and answered "
                           f"{', '.join(names)} ({', '.join(exch)}) to {', '.join(others)}"
                           + ("; the negotiation then succeeded with a retry." if recovered
                              else "; the IKE SA was established, but what this exchange asked for was refused."
                              if ok else "; no IKE SA was established."),
                 "frames": [ev.frame for ev in evs], "first_seen": first, "last_seen": last,
-                "capture": a.tracker.captures[evs[0].capture], "src": senders[0], "dst": others[0],
-                "proto": f"ikev{sa.version}", "ike_sa": sa_id,
+                "capture": captures[evs[0].capture], "src": senders[0], "dst": others[0],
+                "proto": proto, "ike_sa": sa_id,
                 "evidence": {"notifies": names, "refused_by": senders, "established": ok, "recovered": recovered},
-            })
-        grace = p.get("grace_seconds", 5.0)
+            }
+            severity = p.get("severity_recovered", "info") if recovered else None
+            if severity is not None:
+                hit["severity"] = severity
+            yield hit
         for x in group_exchanges(sa):
             if x.responses or not x.requests:
                 continue
             if sa.version == 1 and x.exchange_type not in V1_ANSWERED:
                 continue  # IKEv1 Informational (notify, delete) is one-way (RFC 2408 4.8)
-            last_req = max(e.ts for e in x.requests)
-            retrans = len(x.requests) - 1
+            requests = x.requests
+            last_req = requests[0].ts if len(requests) == 1 else max(e.ts for e in requests)
+            retrans = len(requests) - 1
             if retrans < 1 and (end is None or end - last_req < grace):
                 continue  # a single request at the very end of the capture: its answer may just be missing
-            req = x.requests[0]
-            src, dst = (addr_text(v) for v in split(req.addrs))
-            info = sa.version == 2 and x.exchange_type == 37
-            out.append({
-                "severity": p.get("severity_informational", "low") if info else None,
+            req = requests[0]
+            src, dst = split(req.addrs)
+            src, dst = addr_text(src), addr_text(dst)
+            hit = {
                 "detail": f"IKEv{sa.version} {x.name} request from {src} to {dst} (IKE SA {sa_id}, message ID "
                           f"{x.mid}) was never answered"
                           + (f", after {retrans} retransmission{'s' if retrans != 1 else ''}" if retrans else "")
                           + f": {dst} did not respond.",
-                "frames": [e.frame for e in x.requests], "first_seen": x.ts, "last_seen": last_req,
-                "capture": a.tracker.captures[req.capture], "src": src, "dst": dst,
-                "proto": f"ikev{sa.version}", "ike_sa": sa_id,
+                "frames": [e.frame for e in requests], "first_seen": x.ts, "last_seen": last_req,
+                "capture": captures[req.capture], "src": src, "dst": dst,
+                "proto": proto, "ike_sa": sa_id,
                 "evidence": {"exchange": x.name, "mid": x.mid, "retransmissions": retrans, "unanswered": True},
-            })
-    for h in out:
-        if h.get("severity") is None:
-            h.pop("severity", None)
-    return out
+            }
+            if sa.version == 2 and x.exchange_type == 37:  # an INFORMATIONAL (e.g. a liveness check)
+                severity = p.get("severity_informational", "low")
+                if severity is not None:
+                    hit["severity"] = severity
+            yield hit
 
 
 # ---------------------------------------------------------------------------- anti-replay

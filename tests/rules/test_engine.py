@@ -110,3 +110,24 @@ def test_rules_option_errors_exit_2(tmp_path):
     _write(tmp_path / "r", "a.yml", MATCH_RULE.replace("severity: low", "severity: x"))
     res = CliRunner().invoke(main, ["findings", str(GCM), "--rules", str(tmp_path / "r")])
     assert res.exit_code == 2 and "severity 'x'" in res.output
+
+
+def test_a_hit_becomes_its_finding_field_by_field():
+    """finding() fills FindingRow positionally: every field of a hit lands under its own name,
+    the rule fills in what the hit leaves out, and the evidence frames are sorted, unique and
+    cut at MAX_FRAMES with frame_count counting them all."""
+    from ipsecpcap.records import FindingRow
+    from ipsecpcap.rules.engine import MAX_FRAMES, finding
+
+    rule = load_rules()[0]
+    frames = list(range(MAX_FRAMES + 20, 0, -1)) + [3, None]
+    hit = {"severity": "critical", "title": "T", "detail": "D", "remediation": "R", "frames": frames,
+           "first_seen": 1.5, "last_seen": 2.5, "capture": "c.pcap", "src": "192.0.2.1", "dst": "192.0.2.2",
+           "proto": "esp", "port": 500, "spi": "0x00000001", "ike_sa": "aa/bb", "policy": "p",
+           "evidence": {"k": 1}}
+    f = finding(rule, hit)
+    want = dict(hit, rule=rule.id, frames=list(range(1, MAX_FRAMES + 1)), frame_count=MAX_FRAMES + 20)
+    assert f.to_dict() == {name: want[name] for name in FindingRow.field_names()}
+    bare = finding(rule, {"detail": "only this", "frames": [7, 7]})
+    assert (bare.severity, bare.title, bare.remediation) == (rule.severity, rule.title, rule.remediation)
+    assert (bare.frames, bare.frame_count, bare.evidence, bare.src) == ([7], 1, {}, None)

@@ -22,6 +22,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import ipsecpcap.vector as vector
@@ -109,8 +110,58 @@ def test_bulk_path_is_taken(bench_capture):
     assert vd.stats["frame_frames"] == 0
     bulk = vd.counts["analysed:esp"] + vd.counts["analysed:ip"]
     assert bulk > 0.9 * vd.stats["bulk_frames"]
-    # only IKE and NAT-T keep-alives go through the frame-by-frame decoder (AH is taken in bulk)
-    assert vd.stats["decoded"] == vd.counts["analysed:ike"] + vd.counts["analysed:natt-keepalive"]
+    # AH, IKE and NAT-T keep-alives are taken in bulk too: no frame goes through the decoder
+    assert vd.counts["analysed:ike"] and vd.counts["analysed:natt-keepalive"] and vd.counts["analysed:ah"]
+    assert vd.stats["decoded"] == 0
+
+
+def test_seen_sas_is_a_set():
+    """The classifier's set of seen SAs (a hash table in numpy arrays) answers as a Python
+    set does: empty, as it grows, for keys whose hashes collide (long probe runs, wrapping
+    around the end of the table) and at the ends of the key space."""
+    rng = np.random.default_rng(7)
+    seen, ref = vector._SeenSAs(), set()
+
+    def check(spi, addr):
+        got = seen.contains(np.array(spi, dtype=np.int64), np.array(addr, dtype=">u8"))  # as the classifier asks
+        assert got.tolist() == [(s, a) in ref for s, a in zip(spi, addr)]
+
+    def add(keys):
+        for k in keys:
+            seen.add(*k)
+            ref.add(k)
+
+    edges = [(0, 0), (0xFFFFFFFF, 2 ** 64 - 1), (1, 2 ** 64 - 1), (0xFFFFFFFF, 0)]
+    check([s for s, a in edges], [a for s, a in edges])  # the empty table
+    # keys whose first slot is the last one of the table they will be in (256 slots for 20 keys),
+    # half of them with one SPI, half with one address pair
+    probe = vector._SeenSAs()
+    probe._alloc(256)
+    n = 100_000
+    spi = np.concatenate((np.full(n, 77), rng.integers(0, 2 ** 32, n)))
+    addr = np.concatenate((rng.integers(0, 2 ** 64, n, dtype=np.uint64), np.full(n, 0xC0A80001C0A80002, np.uint64)))
+    last = np.flatnonzero(probe._slot(spi, addr) == 255)
+    first, second = last[last < n], last[last >= n]
+    assert len(first) > 20 and len(second) > 20
+    keys = list(zip(spi[last].tolist(), addr[last].tolist()))
+    add(keys[:10] + keys[-10:])
+    assert len(seen._spi) < 256 and not seen.pending(*keys[20])
+    check([s for s, a in keys], [a for s, a in keys])  # 20 in a run from the last slot on, the others not
+    assert len(seen._spi) == 256
+    add(edges[:2])
+    check([s for s, a in edges + keys], [a for s, a in edges + keys])
+    # growing, a few keys or many at a time; the same SPI or address pair in several keys
+    for n in (1, 3, 50, 1000, 5000, 0, 7):
+        spi = rng.integers(0, 2 ** 32, n).tolist()
+        addr = rng.integers(0, 2 ** 64, n, dtype=np.uint64).tolist()
+        new = list(zip(spi, addr)) + [(spi[0], addr[-1] ^ 1), (spi[-1] ^ 1, addr[0])] if n else []
+        add(new)
+        old = list(ref)
+        old = [old[j] for j in rng.integers(0, len(old), 300)]
+        other = [(s ^ 4, a) for s, a in old] + [(s, a ^ (1 << 40)) for s, a in old]
+        q = new + old + other + edges
+        check([s for s, a in q], [a for s, a in q])
+        assert len(seen._spi) >= 8 * len(ref)
 
 
 # ---------------------------------------------------------------------- a capture with every way out
@@ -141,6 +192,62 @@ def _esp(spi, seq, n=40):
 
 def _ah(nh, spi, seq, inner):
     return struct.pack("!BBHII", nh, 4, 0, spi, seq) + b"\xaa" * 12 + inner
+
+
+def _udp_len(sport, dport, payload, ulen):
+    """UDP whose length field says ``ulen`` whatever the payload."""
+    return struct.pack("!HHHH", sport, dport, ulen, 0) + payload
+
+
+def _ike(spi: int, body: bytes = b"", length: int | None = None, mid: int = 0) -> bytes:
+    """An IKEv2 IKE_SA_INIT request (RFC 7296 3.1): SPIs, next payload, version 2.0,
+    exchange 34, flags (initiator), message ID, length (header and ``body`` unless given)."""
+    return (struct.pack("!QQBBBBII", spi, 0, 33, 0x20, 34, 0x08, mid, 28 + len(body) if length is None else length)
+            + body)
+
+
+def ike_frames(rng, a: bytes, b: bytes) -> list[bytes]:
+    """Ethernet frames of IKE and NAT-T keep-alives: the shapes the bulk path takes and
+    those it leaves to the decoder (malformed, fragmented, tagged, cut short)."""
+    msg = _ike(rng.randrange(1, 1 << 64), bytes(rng.choice([0, 4, 60])))
+    q = rng.randrange(17)
+    if q == 0:  # IKE on 500, and from 500 to another port
+        return [_eth(_ip4(a, b, 17, _udp(500, rng.choice([500, 1500]), msg)))]
+    if q == 1:  # IKE after the non-ESP marker on 4500, from or to a NAT's port
+        return [_eth(_ip4(a, b, 17, _udp(4500, rng.choice([4500, 61000]), bytes(4) + msg)))]
+    if q == 2:  # NAT-T keep-alives, one with Ethernet padding after it
+        return [_eth(_ip4(a, b, 17, _udp(rng.choice([4500, 61000]), 4500, b"\xff"))) + bytes(rng.choice([0, 17]))]
+    if q == 3:  # fewer bytes than an IKE header: malformed:truncated:isakmp
+        return [_eth(_ip4(a, b, 17, _udp(500, 500, msg[:rng.choice([0, 20, 27])])))]
+    if q == 4:  # the marker and fewer bytes than an IKE header
+        return [_eth(_ip4(a, b, 17, _udp(4500, 4500, bytes(4) + msg[:rng.choice([0, 10, 27])])))]
+    if q == 5:  # a length field smaller than the header: malformed:bad_length:isakmp
+        bad = _ike(rng.randrange(1 << 64), bytes(8), rng.choice([0, 12, 27]), rng.choice([0, 1000]))
+        return [_eth(_ip4(a, b, 17, _udp(500, 500, bad) if rng.random() < 0.5 else _udp(4500, 4500, bytes(4) + bad)))]
+    if q == 6:  # IKE in two IP fragments
+        body = _udp(500, 500, msg + bytes(64))
+        ident = rng.randrange(65536)
+        return [_eth(_ip4(a, b, 17, body[:48], ident, 0x2000)), _eth(_ip4(a, b, 17, body[48:], ident, 6))]
+    if q == 7:  # IKE and a keep-alive under a VLAN tag
+        return [_eth(_ip4(a, b, 17, _udp(500, 500, msg)), vlan=5),
+                _eth(_ip4(a, b, 17, _udp(4500, 4500, b"\xff")), vlan=5)]
+    if q == 8:  # a UDP length beyond the frame (the rest not captured): the message as far as captured
+        return [_eth(_ip4(a, b, 17, _udp_len(500, 500, msg, len(msg) + 108)))]
+    if q == 9:  # the header itself cut short, though the UDP length says more was sent
+        return [_eth(_ip4(a, b, 17, _udp_len(4500, 4500, bytes(4) + msg[:20], 8 + 4 + len(msg))))]
+    if q == 10:  # a UDP length shorter than the datagram: the message ends there
+        return [_eth(_ip4(a, b, 17, _udp_len(500, 500, msg + bytes(12), 8 + len(msg))))]
+    if q == 11:  # a UDP length below its own header: the whole datagram
+        return [_eth(_ip4(a, b, 17, _udp_len(rng.choice([500, 4500]), 500, bytes(4) + msg, rng.choice([0, 7]))))]
+    if q == 12:  # a keep-alive's byte in a longer datagram (not a keep-alive), and a marker alone
+        return [_eth(_ip4(a, b, 17, _udp(4500, 4500, b"\xff\x00"))), _eth(_ip4(a, b, 17, _udp(4500, 4500, bytes(4))))]
+    if q == 13:  # IKE over IPv4 with options
+        return [_eth(_ip4(a, b, 17, _udp(500, 500, msg), opts=b"\x01\x01\x01\x00"))]
+    if q == 14:  # a length field beyond the datagram (a message cut short)
+        return [_eth(_ip4(a, b, 17, _udp(500, 500, _ike(7, bytes(8), 4000))))]
+    if q == 15:  # from 4500 to 500 after the marker (NAT-T), and from 500 to 4500 without it (ESP)
+        return [_eth(_ip4(a, b, 17, _udp(4500, 500, bytes(4) + msg))), _eth(_ip4(a, b, 17, _udp(500, 4500, msg)))]
+    return [_eth(_ip4(a, b, 50, b"\x00\x00\x10\x01"))]  # an ESP header cut short
 
 
 def synthetic_frames(seed: int) -> list[tuple[float, bytes]]:
@@ -239,16 +346,11 @@ def synthetic_frames(seed: int) -> list[tuple[float, bytes]]:
             ident = rng.randrange(65536)
             out.append((t, _eth(_ip4(a, b, 17, body[:32], ident, 0x2000))))
             ip = _ip4(a, b, 17, body[32:], ident, 4)
-        elif r < 0.90:  # IKE on 500, NAT-T keep-alive, an ESP header cut short
-            a, b = rng.sample(hosts, 2)
-            q = rng.random()
-            if q < 0.4:
-                ike = bytes(8) * 2 + bytes((33, 0x20, 34, 0x08)) + struct.pack("!II", 0, 28)
-                ip = _ip4(a, b, 17, _udp(500, 500, ike))
-            elif q < 0.8:
-                ip = _ip4(a, b, 17, _udp(4500, 4500, b"\xff"))
-            else:
-                ip = _ip4(a, b, 50, b"\x00\x00\x10\x01")
+        elif r < 0.90:  # IKE, NAT-T keep-alives, odd ones, an ESP header cut short
+            for frame in ike_frames(rng, *rng.sample(hosts, 2)):
+                out.append((t, frame))
+                t += 0.001
+            continue
         elif r < 0.901:  # a timestamp that goes backwards (rare: its block goes frame by frame)
             a, b, proto, sp, dp = rng.choice(flows)
             ip = _ip4(a, b, 17, _udp(sp, dp, b"t")) if proto == 17 else _ip4(a, b, 6, _tcp(sp, dp, 0x10))
@@ -287,3 +389,7 @@ def test_synthetic_every_way_out(tmp_path, seed, block_bytes, batch, monkeypatch
     assert sum(r["replays"] for r in sas) and sum(r["gaps"] for r in sas) and sum(r["seq_resets"] for r in sas)
     assert any(r["state"] == "accepted" for r in pkt["flows"]) and any(r["state"] == "rejected" for r in pkt["flows"])
     assert pkt["accounting"]["reassembly"]["reassembled"] > 0
+    cats = pkt["accounting"]["by_category"]
+    assert cats["malformed:truncated:isakmp"] and cats["malformed:bad_length:isakmp"]
+    assert cats["analysed:natt-keepalive"] and any(r["natt"] for r in pkt["exchanges"])
+    assert any(r["ip_fragments"] for r in pkt["exchanges"])

@@ -168,7 +168,7 @@ def main() -> None:
     dirs = {os.path.dirname(m.__file__) for m in (ipsecpcap, ipsecpcap.dissectors, ipsecpcap.rules)}
     subprocess.run([py, "-m", "compileall", "-q", *sorted(dirs)], check=True,
                    env={k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"})
-    ipsecpcap = [py, "-m", "ipsecpcap.cli"]
+    ipsecpcap = [py, "-m", "ipsecpcap"]  # as the `ipsecpcap` command runs
     packet_env = dict(os.environ, IPSECPCAP_FASTPATH="packet")
     rows = []  # (label, packets, wall, rss)
 
@@ -189,7 +189,7 @@ def main() -> None:
             bench("dpkt", n, [py, "-c", DPKT_LOOP, path])
         bench("ipsecpcap", n, ipsecpcap + ["analyze", "-q", path])
         bench("ipsecpcap-jobs2", n, ipsecpcap + ["analyze", "-q", "--jobs", "2", path])
-        bench("ipsecpcap-stdin", n, f"cat {path} | {py} -m ipsecpcap.cli analyze -q -", shell=True)
+        bench("ipsecpcap-stdin", n, f"cat {path} | {py} -m ipsecpcap analyze -q -", shell=True)
         bench("ipsecpcap-packet", n, ipsecpcap + ["analyze", "-q", path], env=packet_env)
         if args.tshark:
             bench("tshark", n, ["tshark", "-r", path, "-n"] + TSHARK_FIELDS, env=tshark_env(None))

@@ -57,6 +57,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 
 from . import algorithms as alg
 from .ikesa import Chosen, IkeExchange, IkeSa, _v2_chosen, addr_text, group_exchanges, split
@@ -82,7 +83,13 @@ PAIR_NEIGHBOURS = 3  # directions on the other side, nearest in time, a directio
 
 
 def sa_id(sa: IkeSa) -> str:
-    return f"{sa.ispi.hex()}/{sa.rspi.hex()}"
+    return _sa_id(sa.ispi, sa.rspi)
+
+
+@lru_cache(maxsize=4096)
+def _sa_id(ispi: bytes, rspi: bytes) -> str:
+    # (one string per IKE SA, however many rows, bars and events name it)
+    return f"{ispi.hex()}/{rspi.hex()}"
 
 
 def spi_text(spi: int | None) -> str | None:
@@ -357,8 +364,9 @@ class SizeModel:
     encapsulation, authentication, key length, + group with PFS) + NONCE +
     [KE (4 + public value)] + IDci + IDcr (8 + address).
 
-    Frozen: a model's expected lengths are worked out once each and kept
-    (thousands of exchanges are weighed against the same few models).
+    Frozen: a model's expected lengths, and the kind of each length it is
+    asked about, are worked out once each and kept (thousands of exchanges
+    are weighed against the same few models).
     """
 
     version: int
@@ -372,6 +380,7 @@ class SizeModel:
     nonce: int = 32
     ipv6: bool = False
     _expected: dict = field(default_factory=dict, init=False, repr=False, compare=False)  # (kind, ipv6) -> length
+    _classified: dict = field(default_factory=dict, init=False, repr=False, compare=False)  # (length, kinds) -> kind
 
     @property
     def publen(self) -> int:
@@ -413,10 +422,14 @@ class SizeModel:
     def classify(self, length: int, kinds: tuple[str, ...]) -> str:
         """The kind whose expected length is nearest, with traffic selectors
         of the peers' address family or, one byte worse, of the other (a
-        tunnel may carry the other family); ties: the first of ``kinds``."""
-        def miss(k):
-            return min(abs(self.expect(k, self.ipv6) - length), abs(self.expect(k, not self.ipv6) - length) + 1)
-        return min(kinds, key=miss)
+        tunnel may carry the other family); ties: the first of ``kinds``.
+        Kept by length: the messages of a long capture have a few lengths."""
+        got = self._classified.get((length, kinds))
+        if got is None:
+            def miss(k):
+                return min(abs(self.expect(k, self.ipv6) - length), abs(self.expect(k, not self.ipv6) - length) + 1)
+            got = self._classified[(length, kinds)] = min(kinds, key=miss)
+        return got
 
 
 _HASH_LEN = {"md5": 16, "sha1": 20, "tiger": 24, "sha2-256": 32, "sha2-384": 48, "sha2-512": 64}

@@ -125,24 +125,27 @@ class Classes:
 
 def classify(rows, caps) -> Classes:
     """The tests of Decoder.frame / ipv4 / transport, for the common shapes, on the first
-    :data:`HEAD_BYTES` bytes of each record (``rows``) and the captured lengths."""
+    :data:`HEAD_BYTES` bytes of each record (``rows``, C-contiguous) and the captured lengths."""
     c = Classes()
-    et = _be16(rows, 12)
-    c.tot = tot = _be16(rows, 16)
-    c.ip4 = ip4 = ((caps >= 34) & (et == ETH_IPV4) & (rows[:, 14] == 0x45) & ((_be16(rows, 20) & 0x3FFF) == 0)
+    # the rows as big-endian 16-bit words (word k: bytes 2k and 2k + 1), each field below
+    # at an even offset: a column of words, not a copy of two columns of bytes combined
+    w = rows.view(">u2")
+    et = w[:, 6]
+    c.tot = tot = w[:, 8].astype(np.int64)
+    c.ip4 = ip4 = ((caps >= 34) & (et == ETH_IPV4) & (rows[:, 14] == 0x45) & ((w[:, 10] & 0x3FFF) == 0)
                    & (tot >= 20))
     c.proto = proto = rows[:, 23]
     c.avail = avail = np.minimum(tot, caps - 14) - 20  # IP payload bytes captured (Ethernet padding cut off)
     esp_raw = ip4 & (proto == 50) & (avail >= 8)
     udp = ip4 & (proto == 17) & (avail >= 8)
-    c.sport = sport = _be16(rows, 34)
-    c.dport = dport = _be16(rows, 36)
-    ulen = _be16(rows, 38)
+    c.sport = sport = w[:, 17].astype(np.int64)
+    c.dport = dport = w[:, 18].astype(np.int64)
+    ulen = w[:, 19]
     c.uend = uend = np.where((ulen >= 8) & (ulen < avail), ulen, avail)  # RFC 768: the length includes the header
     unum = uend - 8  # UDP payload bytes
     natt = udp & ((sport == NATT_PORT) | (dport == NATT_PORT))
     c.keepalive = keepalive = natt & (unum == 1) & (rows[:, 42] == 0xFF)  # RFC 3948 2.2
-    c.marker = marker = natt & (unum >= 4) & (_be32(rows, 42) == 0)  # RFC 3948 2.1: non-ESP marker, IKE follows
+    c.marker = marker = natt & (unum >= 4) & (w[:, 21] == 0) & (w[:, 22] == 0)  # RFC 3948 2.1: non-ESP marker
     c.esp_udp = esp_udp = natt & ~keepalive & ~marker & (unum >= 8)
     c.ike = ike = udp & ~natt & ((sport == IKE_PORT) | (dport == IKE_PORT))
     c.is_esp = esp_raw | esp_udp
@@ -319,10 +322,6 @@ class _SeenSAs:
     def add(self, spi: int, addr: int) -> None:
         self._new.add((spi, addr))
 
-    def pending(self, spi: int, addr: int) -> bool:
-        """Added since the last question (contains() does not know it yet)."""
-        return (spi, addr) in self._new
-
     def _insert(self, spi: np.ndarray, addr: np.ndarray) -> None:
         """Put keys (distinct, not in the table, the table big enough) each in the first
         free slot from its hash on; where several want one free slot, the first gets it
@@ -432,9 +431,11 @@ class Classifier:
         i = np.flatnonzero(is_esp)
         if len(i):
             u = esp_udp[i]
-            r = rows[i]
-            esp.append((i, np.where(u, _be32(r, 42), _be32(r, 34)), np.where(u, _be32(r, 46), _be32(r, 38)), u,
-                        np.where(u, 42, 34), 34 + np.where(u, uend[i], avail[i])))
+            start = np.where(u, 42, 34)  # the ESP header in the frame: after IPv4, and UDP
+            head = np.empty((len(i), 8), dtype=np.uint8)  # its SPI and sequence number
+            _gather_into(data, offs[i] + start, 8, head)
+            head = head.view(">u4").astype(np.int64)
+            esp.append((i, head[:, 0], head[:, 1], u, start, 34 + np.where(u, uend[i], avail[i])))
             counts["analysed:esp"] = counts.get("analysed:esp", 0) + len(i)
         i = np.flatnonzero(is_flow)
         if len(i):
@@ -460,18 +461,19 @@ class Classifier:
             addr = a64[i]
             self._esp.append((i + base, spi, addr, seq, tot[i], u, ts[i], frames[i]))
             # the first packet of every new SA (from the SPI to the end captured), for esp_sample
-            unseen = np.flatnonzero(~self._seen_v4.contains(spi, addr))
-            samples = rec.samples
-            for j in unseen.tolist():  # in frame order; after an SA's first, _see makes it seen
-                if self._seen_v4.pending(int(spi[j]), int(addr[j])):
+            j = np.flatnonzero(~self._seen_v4.contains(spi, addr))
+            samples, seen = rec.samples, self.seen
+            o = offs[i[j]]
+            # in frame order; after an SA's first, _see makes it seen
+            for f, s, a, p, q in zip(i[j].tolist(), spi[j].tolist(), addr[j].tolist(), (o + start[j]).tolist(),
+                                     (o + end[j]).tolist()):
+                k = (IPPROTO_ESP, s, a.to_bytes(8, "big"))
+                if k in seen:
                     continue
-                f = int(i[j])
-                k = (IPPROTO_ESP, int(spi[j]), int(addr[j]).to_bytes(8, "big"))
                 self._see((k,))
                 old = samples.get(k)
                 if old is None or old[0] > base + f:
-                    o = int(offs[f])
-                    samples[k] = (base + f, data[o + int(start[j]):o + int(end[j])])
+                    samples[k] = (base + f, data[p:q])
         if flow:
             i, pr, sp, dp, flags, prot = _in_frame_order(flow)
             self._flow.append((i + base, pr, a64[i], sp, dp, tot[i], flags, ts[i], frames[i], prot))

@@ -192,6 +192,29 @@ def gather(block):
     return rows, offs, caps, ts
 
 
+def _esp_fields(c: Classes, offs, data, ah_esp) -> tuple | None:
+    """The ESP frames of a block in frame order -- ESP alone or in UDP (RFC 3948), as
+    :func:`classify` finds them, and under AH (``ah_esp``: those frames and where their
+    ESP starts, or None) -- and their fields: (frame indices, SPI, sequence number, in
+    UDP, where the ESP starts and the packet ends in the frame); None if there are none."""
+    at = np.where(c.esp_udp, 42, 34)  # the ESP header: after IPv4, and UDP
+    is_esp = c.is_esp
+    if ah_esp is not None:
+        j, after_ah = ah_esp
+        at[j] = after_ah
+        is_esp = is_esp.copy()
+        is_esp[j] = True
+    i = np.flatnonzero(is_esp)
+    if not len(i):
+        return None
+    u = c.esp_udp[i]
+    start = at[i]
+    head = np.empty((len(i), 8), dtype=np.uint8)  # SPI and sequence number (RFC 4303 2)
+    _gather_into(data, offs[i] + start, 8, head)
+    head = head.view(">u4").astype(np.int64)
+    return i, head[:, 0], head[:, 1], u, start, 34 + np.where(u, c.uend[i], c.avail[i])
+
+
 def _flow_key(proto: int, addrs: bytes, sport: int, dport: int):
     """The direction-free key of a flow, as the bulk path groups IPv4 flows."""
     if len(addrs) != 8:
@@ -422,27 +445,20 @@ class Classifier:
             cat = f"malformed:{kind}:record"
             counts[cat] = counts.get(cat, 0) + 1
         c = classify(rows, caps)
-        tot, avail, proto, sport, dport, uend, esp_udp, is_esp, is_flow = (
-            c.tot, c.avail, c.proto, c.sport, c.dport, c.uend, c.esp_udp, c.is_esp, c.is_flow)
+        tot, proto, sport, dport, is_esp, is_flow = c.tot, c.proto, c.sport, c.dport, c.is_esp, c.is_flow
         data = block.data
         a64 = np.ascontiguousarray(rows[:, 26:34]).view(">u8").ravel()
-        esp = []  # (frame indices, SPI, seq, is ESP in UDP, ESP start, payload end), outer and under AH
         flow = []  # (frame indices, proto, sport, dport, TCP flags, AH SPI or -1)
-        i = np.flatnonzero(is_esp)
-        if len(i):
-            u = esp_udp[i]
-            start = np.where(u, 42, 34)  # the ESP header in the frame: after IPv4, and UDP
-            head = np.empty((len(i), 8), dtype=np.uint8)  # its SPI and sequence number
-            _gather_into(data, offs[i] + start, 8, head)
-            head = head.view(">u4").astype(np.int64)
-            esp.append((i, head[:, 0], head[:, 1], u, start, 34 + np.where(u, uend[i], avail[i])))
-            counts["analysed:esp"] = counts.get("analysed:esp", 0) + len(i)
         i = np.flatnonzero(is_flow)
         if len(i):
             flow.append((i, proto[i].astype(np.int64), sport[i], dport[i], rows[i, 47].astype(np.int64),
                          np.full(len(i), -1, dtype=np.int64)))
             counts["analysed:ip"] = counts.get("analysed:ip", 0) + len(i)
-        is_ah = self._ah_frames(c, rows, offs, data, base, ts, frames, a64, esp, flow)
+        n_esp = int(np.count_nonzero(is_esp))
+        if n_esp:
+            counts["analysed:esp"] = counts.get("analysed:esp", 0) + n_esp
+        is_ah, ah_esp = self._ah_frames(c, rows, offs, data, base, ts, frames, a64, flow)
+        esp = _esp_fields(c, offs, data, ah_esp)
         is_ike = self._ike_frames(c, rows, offs, data, base, ts, frames)
 
         # ---- decode the other frames, recording the calls
@@ -456,8 +472,8 @@ class Classifier:
             cat = frame_fn(LINKTYPE_ETHERNET, data, o, o + cl, t, fr)
             counts[cat] = counts.get(cat, 0) + 1
 
-        if esp:
-            i, spi, seq, u, start, end = _in_frame_order(esp)
+        if esp is not None:
+            i, spi, seq, u, start, end = esp
             addr = a64[i]
             self._esp.append((i + base, spi, addr, seq, tot[i], u, ts[i], frames[i]))
             # the first packet of every new SA (from the SPI to the end captured), for esp_sample
@@ -478,15 +494,16 @@ class Classifier:
             i, pr, sp, dp, flags, prot = _in_frame_order(flow)
             self._flow.append((i + base, pr, a64[i], sp, dp, tot[i], flags, ts[i], frames[i], prot))
 
-    def _ah_frames(self, c, rows, offs, data, base, ts, frames, a64, esp, flow) -> np.ndarray:
+    def _ah_frames(self, c, rows, offs, data, base, ts, frames, a64, flow) -> tuple:
         """AH in IPv4 (RFC 4302), as Decoder.transport / ah take it, when it is AH alone
         (the capture ends in or right after it), or protects ESP, TCP or UDP (not on
         the IKE ports) whose header was captured: the AH frames are kept for the AH
-        groups, what they protect is added to ``esp`` / ``flow``.  Returns which frames
-        were taken (the rest go to the decoder)."""
+        groups, the flows they protect are added to ``flow``.  Returns which frames were
+        taken (the rest go to the decoder) and, for AH over ESP, the frames and where
+        their ESP starts (None if there are none)."""
         i = np.flatnonzero(c.ip4 & (c.proto == 51) & (c.avail >= 12))
         if not len(i):
-            return np.zeros(len(rows), dtype=bool)
+            return np.zeros(len(rows), dtype=bool), None
         r = rows[i]
         hlen = (r[:, 35].astype(np.int64) + 2) * 4  # RFC 4302 2.2: payload length in 32-bit words, minus 2
         nh = r[:, 34].astype(np.int64)
@@ -505,16 +522,15 @@ class Classifier:
                 x[ok] for x in (i, r, hlen, nh, inner, alone, under_esp, under_tcp, under_udp))
         taken = np.zeros(len(rows), dtype=bool)
         if not len(i):
-            return taken
+            return taken, None
         taken[i] = True
         spi = _be32(r, 38)
         self._ah.append((i + base, spi, a64[i], _be32(r, 42), c.tot[i], nh, ts[i], frames[i]))
         counts = self._counts
         n_esp = int(under_esp.sum())
+        esp = None
         if n_esp:
-            e = under_esp
-            esp.append((i[e], _be32(inner[e], 0), _be32(inner[e], 4), np.zeros(n_esp, dtype=bool), 34 + hlen[e],
-                        34 + c.avail[i[e]]))
+            esp = (i[under_esp], 34 + hlen[under_esp])
             counts["analysed:ah+esp"] = counts.get("analysed:ah+esp", 0) + n_esp
         f = under_tcp | under_udp
         if f.any():
@@ -523,7 +539,7 @@ class Classifier:
         n_ah = len(i) - n_esp
         if n_ah:
             counts["analysed:ah"] = counts.get("analysed:ah", 0) + n_ah
-        return taken
+        return taken, esp
 
     def _ike_frames(self, c, rows, offs, data, base, ts, frames) -> np.ndarray:
         """NAT-keepalives, IKE on UDP 500 and IKE after the non-ESP marker on UDP 4500, in

@@ -405,8 +405,10 @@ class Classifier:
     Owns the decoder for the other frames (and so the reassembler and the frame
     accounting of those frames)."""
 
-    def __init__(self, batch: int | None = None):
+    def __init__(self, batch: int | None = None, hand_over: int = 0):
         self.batch = BATCH if batch is None else batch
+        self.hand_over = hand_over  # every hand_over-th batch goes out ungrouped (0: none)
+        self._taken = 0
         self.seen: set = set()  # ESP SA keys seen so far (see _see)
         self._seen_v4 = _SeenSAs()  # the IPv4 ones again, for questions by the array
         self.recorder = _Recorder(self.seen)
@@ -632,65 +634,94 @@ class Classifier:
         self._counts: dict = {}
         self._pending = 0
 
-    def flush(self) -> Batch | None:
-        """Steps 3 and 4 for the blocks taken since the last batch; None if there are none."""
+    def flush(self) -> Batch | Taken | None:
+        """Steps 3 and 4 for the blocks taken since the last batch; None if there are none.
+        With ``hand_over`` k, every k-th batch is handed over as it was :class:`Taken`,
+        to be grouped by the applier (see :mod:`ipsecpcap.parallel`)."""
+        taken = self._take()
+        if taken is None:
+            return None
+        self._taken += 1
+        if self.hand_over and self._taken % self.hand_over == 0:
+            return taken
+        return group(taken, self.stats)
+
+    def _take(self) -> Taken | None:
+        """The frames taken since the last batch, for :func:`group`; a new batch begins."""
         n = self._pending
         if not n:
             return None
-        batch = Batch()
-        batch.frames = n
-        batch.counts = self._counts
         rec = self.recorder
-        calls = rec.calls
-        samples = rec.samples
-        bad_sas = {(spi, int.from_bytes(a, "big")) for p, spi, a in rec.esp_keys if len(a) == 8}
-        bad_ah = rec.ah_keys
-        bad_flows = rec.flow_keys
-        ah_parts, esp_parts, flow_parts = self._ah, self._esp, self._flow
+        t = Taken()
+        t.frames, t.counts = n, self._counts
+        t.calls, t.samples = rec.calls, rec.samples
+        t.bad_sas = {(spi, int.from_bytes(a, "big")) for p, spi, a in rec.esp_keys if len(a) == 8}
+        t.bad_ah, t.bad_flows = rec.ah_keys, rec.flow_keys
+        t.ah, t.esp, t.flow = self._ah, self._esp, self._flow
         self._see(rec.esp_keys)
-
-        # ---- group; a group whose key another frame touches becomes calls.  AH first:
-        # where an AH group and an ESP or flow group start at the same frame (AH+ESP,
-        # AH protecting TCP), the decoder records the AH first
-        pos, kinds, ids = [], [], []
-        for cls, parts, bad, kind, name in ((_AhGroups, ah_parts, bad_ah, 3, "ah"),
-                                            (_EspGroups, esp_parts, bad_sas, 1, "esp"),
-                                            (_FlowGroups, flow_parts, bad_flows, 2, "flows")):
-            if not parts:
-                continue
-            grp = cls(*(np.concatenate(c) for c in zip(*parts)))
-            keep = self._keep(grp, [k in bad for k in grp.keys] if bad else None, calls)
-            setattr(batch, name, grp)
-            pos.append(grp.first[keep])
-            grp.drop_arrays()
-            kinds.append(np.full(len(keep), kind, dtype=np.int64))
-            ids.append(keep)
-
-        # ---- put calls and groups in frame order
-        calls.sort(key=_call_pos)  # stable: the calls of one frame stay in order
-        pos.append(np.array([c[0] for c in calls], dtype=np.int64))
-        kinds.append(np.zeros(len(calls), dtype=np.int64))
-        ids.append(np.arange(len(calls), dtype=np.int64))
-        pos = np.concatenate(pos)
-        order = np.argsort(pos, kind="stable")
-        batch.todo = np.column_stack((np.concatenate(kinds)[order], np.concatenate(ids)[order]))
-        batch.calls = [c[1:] for c in calls]
-        batch.samples = {k: v[1] for k, v in samples.items()}
         self.stats["bulk_frames"] += n
         self.stats["batches"] += 1
         self._start_batch()
-        return batch
+        return t
 
-    def _keep(self, grp, conflict, calls) -> np.ndarray:
-        """The groups taken in bulk; the frames of the others become calls."""
-        ids = np.arange(len(grp.first))
-        if conflict is None or not any(conflict):
-            return ids
-        conflict = np.array(conflict, dtype=bool)
-        for g in np.flatnonzero(conflict).tolist():
-            calls.extend(grp.calls_of(g))
-            self.stats["conflict_groups"] += 1
-        return ids[~conflict]
+
+class Taken:
+    """The frames of a batch as the classifier took them, before grouping: per block,
+    the fields of its AH, ESP and flow frames, the recorded calls and the keys they
+    touch.  Plain data: with ``--jobs 2`` some are grouped by the applier's process."""
+
+    __slots__ = ("frames", "counts", "calls", "samples", "bad_sas", "bad_ah", "bad_flows", "ah", "esp", "flow")
+
+
+def group(t: Taken, stats: dict | None = None) -> Batch:
+    """Steps 3 and 4 (see the module docstring): the :class:`Batch` of taken frames.
+    ``stats``: the classifier's counters (``conflict_groups``)."""
+    batch = Batch()
+    batch.frames = t.frames
+    batch.counts = t.counts
+    calls = t.calls
+
+    # ---- group; a group whose key another frame touches becomes calls.  AH first:
+    # where an AH group and an ESP or flow group start at the same frame (AH+ESP,
+    # AH protecting TCP), the decoder records the AH first
+    pos, kinds, ids = [], [], []
+    for cls, parts, bad, kind, name in ((_AhGroups, t.ah, t.bad_ah, 3, "ah"),
+                                        (_EspGroups, t.esp, t.bad_sas, 1, "esp"),
+                                        (_FlowGroups, t.flow, t.bad_flows, 2, "flows")):
+        if not parts:
+            continue
+        grp = cls(*(np.concatenate(c) for c in zip(*parts)))
+        keep = _keep(grp, [k in bad for k in grp.keys] if bad else None, calls, stats)
+        setattr(batch, name, grp)
+        pos.append(grp.first[keep])
+        grp.drop_arrays()
+        kinds.append(np.full(len(keep), kind, dtype=np.int64))
+        ids.append(keep)
+
+    # ---- put calls and groups in frame order
+    calls.sort(key=_call_pos)  # stable: the calls of one frame stay in order
+    pos.append(np.array([c[0] for c in calls], dtype=np.int64))
+    kinds.append(np.zeros(len(calls), dtype=np.int64))
+    ids.append(np.arange(len(calls), dtype=np.int64))
+    pos = np.concatenate(pos)
+    order = np.argsort(pos, kind="stable")
+    batch.todo = np.column_stack((np.concatenate(kinds)[order], np.concatenate(ids)[order]))
+    batch.calls = [c[1:] for c in calls]
+    batch.samples = {k: v[1] for k, v in t.samples.items()}
+    return batch
+
+
+def _keep(grp, conflict, calls, stats) -> np.ndarray:
+    """The groups taken in bulk; the frames of the others become calls."""
+    ids = np.arange(len(grp.first))
+    if conflict is None or not any(conflict):
+        return ids
+    conflict = np.array(conflict, dtype=bool)
+    for g in np.flatnonzero(conflict).tolist():
+        calls.extend(grp.calls_of(g))
+        if stats is not None:
+            stats["conflict_groups"] += 1
+    return ids[~conflict]
 
 
 def _call_pos(call):
@@ -710,7 +741,10 @@ class Applier:
         self._ah_cache: dict[tuple, list] = {}  # (spi, address pair) -> AH SA entry
         self._flow_cache: dict[tuple, tuple] = {}  # (proto, lo, hi) -> (flow entry, initiator's d)
 
-    def apply(self, batch: Batch) -> None:
+    def apply(self, batch: Batch | Taken) -> None:
+        """Apply a batch (a :class:`Taken` one is grouped first)."""
+        if type(batch) is Taken:
+            batch = group(batch)
         tr = self.tracker
         calls, samples = batch.calls, batch.samples
         esp, flows = batch.esp, batch.flows

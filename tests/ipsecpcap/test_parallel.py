@@ -44,10 +44,14 @@ def test_several_captures_jobs2_same():
     assert two == one
 
 
-def test_synthetic_jobs2_same(tmp_path, monkeypatch):
+@pytest.mark.parametrize("hand_over", [0, 1, 2])
+def test_synthetic_jobs2_same(tmp_path, monkeypatch, hand_over):
+    import ipsecpcap.parallel as parallel
     import ipsecpcap.vector as vector
 
     monkeypatch.setattr(vector, "BATCH", 200)  # many batches through the pipe
+    # none, every or every second batch grouped by the applier's process
+    monkeypatch.setattr(parallel, "HAND_OVER", hand_over)
     path = write_pcap(tmp_path / "s.pcap", synthetic_frames(7))
     two, one = same([path], block_bytes=8192)
     assert two == one

@@ -36,8 +36,6 @@
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
-#include <errno.h>
-#include <unistd.h>
 
 static inline uint32_t
 load32(const unsigned char *p, int big)
@@ -177,57 +175,7 @@ heads(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
-/*
- * readfull(fd, n) -> bytes
- *   n bytes read from the file descriptor fd, fewer only where the input ends;
- *   OSError on a read error.  For the reader's read-ahead thread: the whole
- *   loop runs without the interpreter lock, where a Python read of a pipe
- *   (64 KiB a read) takes the lock back after every read and so waits for the
- *   thread that is analysing.  EINTR is retried (Python's signal handlers run
- *   in the main thread, not here).
- */
-static PyObject *
-readfull(PyObject *self, PyObject *args)
-{
-    int fd;
-    Py_ssize_t n;
-    if (!PyArg_ParseTuple(args, "in", &fd, &n))
-        return NULL;
-    if (n < 0) {
-        PyErr_SetString(PyExc_ValueError, "readfull: negative size");
-        return NULL;
-    }
-    PyObject *out = PyBytes_FromStringAndSize(NULL, n);
-    if (out == NULL)
-        return NULL;
-    char *p = PyBytes_AS_STRING(out);
-    Py_ssize_t got = 0;
-    int err = 0;
-    Py_BEGIN_ALLOW_THREADS
-    while (got < n) {
-        ssize_t r = read(fd, p + got, (size_t)(n - got));
-        if (r > 0) {
-            got += r;
-        } else if (r == 0) {
-            break;
-        } else if (errno != EINTR) {
-            err = errno;
-            break;
-        }
-    }
-    Py_END_ALLOW_THREADS
-    if (err) {
-        Py_DECREF(out);
-        errno = err;
-        return PyErr_SetFromErrno(PyExc_OSError);
-    }
-    if (got < n && _PyBytes_Resize(&out, got) < 0)
-        return NULL;
-    return out;
-}
-
 static PyMethodDef methods[] = {
-    {"readfull", readfull, METH_VARARGS, "readfull(fd, n) -> bytes: n bytes unless the input ends, without the GIL"},
     {"heads", heads, METH_VARARGS, "heads(buf, offs, width, out): the first width bytes of each record into out"},
     {"walk", walk, METH_VARARGS, "walk(buf, pos, header_size, big_endian, divisor, offs, caps, origs, ts)"
                                  " -> (count, next position): the classic-pcap record walk"},

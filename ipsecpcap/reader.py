@@ -14,14 +14,9 @@ first bytes, never by seeking, so pipes work.
 
 How it stays fast: the file is read in ``block_bytes`` chunks and each chunk
 *is* ``Block.data`` (no copy); record headers stay in the buffer between the
-packets.  A record that straddles two chunks is completed with an exact-size
-read from the next one and handed out alone in a small Block of its own; the
-walk goes on in the next chunk where that record ends.  Chunks of 1 MiB or
-more are read ahead by a thread (:class:`_ReadAhead`): the kernel's copy from
-the page cache or a pipe then runs on another core while this one analyses.
-From a file descriptor the thread reads with :func:`ipsecpcap._walk.readfull`,
-which keeps the interpreter lock released for a whole chunk (a pipe gives
-64 KiB a read, and a Python read takes the lock back after each one).  The classic-pcap walk does one
+packets.  A record that straddles two reads is completed with an exact-size
+read and handed out alone in a small Block of its own, so the next chunk
+starts on a record boundary again.  The classic-pcap walk does one
 ``unpack_from`` and four list appends per record and no per-record checks:
 the end of the buffer is found by the ``struct.error`` it raises.
 
@@ -175,191 +170,41 @@ def _bad_block(bad: list[tuple[int, str, str]], linktype: int | None) -> Block:
 
 # --------------------------------------------------------------------- sources
 class _PlainSource:
-    """Reads a binary stream in chunks of ``chunk_bytes``.
+    """Reads from a binary stream; ``read(n)`` returns n bytes unless the input ends."""
 
-    :meth:`chunk` hands out the rest of the current chunk as it is (the buffer
-    and where its unread part starts: no copy), :meth:`read` exactly ``n`` bytes
-    unless the input ends (the small reads that complete a record straddling two
-    chunks, and the file header).  ``position`` counts the bytes handed out.
-
-    With ``read_ahead`` a thread reads the next chunks while the caller works on
-    this one (at most :data:`READ_AHEAD` chunks ahead): a read from the page
-    cache or a pipe is a copy done by the kernel, with the interpreter lock
-    released, so on a second core it costs the analysis nothing.  The chunks
-    and the bytes are the same either way.
-    """
-
-    def __init__(self, stream, warnings: list[str], chunk_bytes: int = 1 << 20, read_ahead: bool | None = False):
-        self._stream_read = stream.read
+    def __init__(self, stream, warnings: list[str]):
+        self._read = stream.read
         self._warnings = warnings
-        self._chunk_bytes = chunk_bytes
-        self.position = 0  # bytes handed out
-        self._buf = b""  # the current chunk
-        self._at = 0  # where its unread part starts
-        self._eof = False  # no chunk after the current one
-        self._ahead: _ReadAhead | None = None
-        if read_ahead is not False:
-            fd, regular = _plain_fd(stream)
-            fast = fd is not None and _cwalk is not None
-            # a pipe read in Python takes the interpreter lock back after every 64 KiB:
-            # without readfull, a thread reading one would be slower than reading in line
-            if read_ahead or fast or regular:
-                self._ahead = _ReadAhead(self._fd_reader(stream, fd) if fast else self._raw_read, chunk_bytes)
-
-    def _fd_reader(self, stream, fd: int):
-        """A read function for the read-ahead thread that reads the file descriptor itself
-        (:func:`ipsecpcap._walk.readfull`, without the interpreter lock), after what the
-        stream has buffered already."""
-        first = b""
-        peek = getattr(stream, "peek", None)
-        if peek is not None:  # a buffered reader: take what it holds; from now on it is bypassed
-            first = stream.read(len(peek(1)))
-        readfull = _cwalk.readfull
-
-        def read(n: int) -> bytes:
-            nonlocal first
-            if not first:
-                return readfull(fd, n)
-            head, first = first[:n], first[n:]
-            return head + readfull(fd, n - len(head)) if len(head) < n else head
-
-        return read
-
-    @property
-    def consumed(self) -> int:
-        """Bytes of the stream consumed (for progress)."""
-        return self.position
-
-    def _raw_read(self, n: int) -> bytes:
-        """n bytes from the stream unless it ends (a raw stream or a socket may return short reads)."""
-        data = self._stream_read(n)
-        if data is None:
-            data = b""
-        if 0 < len(data) < n:
-            parts = [data]
-            got = len(data)
-            while got < n:
-                more = self._stream_read(n - got)
-                if not more:
-                    break
-                parts.append(more)
-                got += len(more)
-            data = b"".join(parts)
-        if not isinstance(data, bytes):
-            data = bytes(data)
-        return data
-
-    def _next(self) -> bool:
-        """Make the next chunk current; False at the end of the input."""
-        if self._eof:
-            return False
-        try:
-            data = self._ahead.get() if self._ahead is not None else self._raw_read(self._chunk_bytes)
-        except OSError as e:
-            self._warnings.append(f"read error after {self.position} bytes: {e.strerror or e}")
-            data = b""
-        if len(data) < self._chunk_bytes:
-            self._eof = True
-        self._buf, self._at = data, 0
-        return bool(data)
-
-    def chunk(self) -> tuple[bytes, int]:
-        """(buffer, start): the unread part of the current chunk (or of the next one) is
-        ``buffer[start:]``, now handed out; (b"", 0) at the end of the input."""
-        if self._at >= len(self._buf) and not self._next():
-            return b"", 0
-        buf, at = self._buf, self._at
-        self._at = len(buf)
-        self.position += len(buf) - at
-        return buf, at
+        self.consumed = 0
+        self._eof = False
 
     def read(self, n: int) -> bytes:
-        """Exactly n bytes, fewer only where the input ends."""
-        parts = []
-        while n > 0:
-            if self._at >= len(self._buf) and not self._next():
-                break
-            buf, at = self._buf, self._at
-            if at == 0 and n >= len(buf):
-                part = buf
-            else:
-                part = buf[at:at + n]
-            self._at = at + len(part)
-            self.position += len(part)
-            n -= len(part)
-            parts.append(part)
-        if len(parts) == 1:
-            return parts[0]
-        return b"".join(parts)
-
-    def close(self) -> None:
-        if self._ahead is not None:
-            self._ahead.stop()
-
-
-def _plain_fd(stream) -> tuple[int | None, bool]:
-    """(file descriptor, is a regular file) of a plain file or pipe stream (an
-    ``io.FileIO`` or a buffered reader over one), else (None, False)."""
-    import io
-
-    raw = stream.raw if isinstance(stream, io.BufferedReader) else stream
-    if not isinstance(raw, io.FileIO):
-        return None, False
-    try:
-        fd = stream.fileno()
-        return fd, stat.S_ISREG(os.fstat(fd).st_mode)
-    except (OSError, ValueError):
-        return None, False
-
-
-READ_AHEAD_MIN = 1 << 20  # smaller blocks are read without a thread (tests use tiny ones)
-READ_AHEAD = 2  # chunks read ahead of the one being analysed (4 MiB each by default)
-
-
-class _ReadAhead:
-    """A thread that reads chunks into a bounded queue; errors are raised where the
-    chunk would have been (:meth:`get`)."""
-
-    def __init__(self, read, n: int):
-        import queue
-        import threading
-
-        self._read = read
-        self._n = n
-        self._queue: queue.Queue = queue.Queue(READ_AHEAD)
-        self._stopped = False
-        # a daemon: a reader abandoned while its thread waits on a pipe does not keep
-        # the program alive
-        self._thread = threading.Thread(target=self._run, name="ipsecpcap-read-ahead", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        put = self._queue.put
-        while not self._stopped:
-            try:
-                data = self._read(self._n)
-            except BaseException as e:  # handed to the reader, which decides
-                put(e)
-                return
-            put(data)
-            if len(data) < self._n:
-                return
-
-    def get(self) -> bytes:
-        item = self._queue.get()
-        if isinstance(item, BaseException):
-            raise item
-        return item
-
-    def stop(self) -> None:
-        """Let the thread end: it stops after the read it is in (a read blocked on an idle
-        pipe ends with the pipe)."""
-        self._stopped = True
+        if self._eof or n <= 0:
+            return b""
         try:
-            while True:
-                self._queue.get_nowait()  # make room for the put it may be blocked in
-        except Exception:  # queue.Empty
-            pass
+            data = self._read(n)
+            if data is None:
+                data = b""
+            if 0 < len(data) < n:  # a raw stream or a socket may return short reads
+                parts = [data]
+                got = len(data)
+                while got < n:
+                    more = self._read(n - got)
+                    if not more:
+                        break
+                    parts.append(more)
+                    got += len(more)
+                data = b"".join(parts)
+        except OSError as e:
+            self._warnings.append(f"read error after {self.consumed} bytes: {e.strerror or e}")
+            self._eof = True
+            return b""
+        if not isinstance(data, bytes):
+            data = bytes(data)
+        self.consumed += len(data)
+        if len(data) < n:
+            self._eof = True
+        return data
 
 
 class _GzipSource:
@@ -374,8 +219,6 @@ class _GzipSource:
 
     def __init__(self, raw: _PlainSource, prefix: bytes, warnings: list[str]):
         self._raw = raw
-        self._chunk_bytes = raw._chunk_bytes
-        self.position = 0  # decompressed bytes handed out
         self._in = prefix  # compressed bytes not yet given to zlib
         self._warnings = warnings
         self._d = zlib.decompressobj(31)  # 31: gzip wrapper, checks CRC32 and ISIZE
@@ -386,24 +229,14 @@ class _GzipSource:
 
     @property
     def consumed(self) -> int:
-        """Compressed bytes consumed (for progress: the file's size is compressed too)."""
         return self._raw.consumed
-
-    def chunk(self) -> tuple[bytes, int]:
-        """As :meth:`_PlainSource.chunk`: here a fresh read of the decompressed stream."""
-        data = self.read(self._chunk_bytes)
-        return data, 0
-
-    def close(self) -> None:
-        self._raw.close()
 
     def read(self, n: int) -> bytes:
         out: list[bytes] = []
         got = 0
         while got < n and not self._eof:
             if not self._in:
-                buf, at = self._raw.chunk()  # the raw chunk as read, not a copy
-                self._in = buf[at:] if at else buf
+                self._in = self._raw.read(self._IN_CHUNK)
                 if not self._in and self._fed:
                     # the input ended inside a member: first drain what zlib still holds
                     try:
@@ -444,7 +277,6 @@ class _GzipSource:
             else:
                 self._in = self._d.unconsumed_tail
         self._out += got
-        self.position += got
         return b"".join(out) if len(out) != 1 else out[0]
 
     def _next_member(self) -> None:
@@ -797,8 +629,7 @@ class _Pcapng:
 class CaptureReader:
     """Iterable of :class:`Block`; use :func:`open_capture` to make one."""
 
-    def __init__(self, stream, name: str, size: int | None, close_stream: bool, block_bytes: int,
-                 read_ahead: bool | None = None):
+    def __init__(self, stream, name: str, size: int | None, close_stream: bool, block_bytes: int):
         self.name = name
         self.size = size
         self.warnings: list[str] = []
@@ -808,11 +639,8 @@ class CaptureReader:
         # at most MAX_RECORD, so a record that fits in one read never needs a length check
         self._block_bytes = min(max(int(block_bytes), 64), MAX_RECORD)
         self._gen: Iterator[Block] | None = None
-        self._src: _PlainSource | _GzipSource | None = None
-        if read_ahead is None and self._block_bytes < READ_AHEAD_MIN:
-            read_ahead = False
         try:
-            self._src = _PlainSource(stream, self.warnings, self._block_bytes, read_ahead)
+            self._src: _PlainSource | _GzipSource = _PlainSource(stream, self.warnings)
             self._start()
         except BaseException:
             self.close()
@@ -877,16 +705,17 @@ class CaptureReader:
 
     def _blocks(self) -> Iterator[Block]:
         fmt = self._fmt
-        src = self._src
-        read = src.read
+        read = self._src.read
+        bs = self._block_bytes
         walk = fmt.walk
         buf, self._first = self._first, b""
         fmt.base = self._head_len  # capture-stream offset of buf[0]
         pos = 0
         while True:
             if pos >= len(buf):
-                buf, pos = src.chunk()  # the walk starts at pos: what is before it was read already
-                fmt.base = src.position - len(buf)
+                fmt.base += len(buf)
+                buf = read(bs)
+                pos = 0
                 if not buf:
                     return
             block, pos, fatal = walk(buf, pos)
@@ -896,9 +725,8 @@ class CaptureReader:
                 return
             if pos >= len(buf):
                 continue
-            # A record straddles the end of this chunk: complete it with exact-size
-            # reads (from the next chunk) and hand it out alone; the walk goes on in
-            # the next chunk where the record ends.
+            # A record straddles the end of this read: complete it with exact-size
+            # reads and hand it out alone, so the next read starts on a boundary.
             unit = buf[pos:]
             fmt.base += pos
             buf = b""
@@ -926,8 +754,6 @@ class CaptureReader:
     def close(self) -> None:
         if self._gen is not None:
             self._gen.close()
-        if self._src is not None:
-            self._src.close()
         if self._close_stream and self._stream is not None:
             self._stream.close()
         self._stream = None
@@ -940,12 +766,10 @@ class CaptureReader:
 
 
 def open_capture(path: str | os.PathLike | BinaryIO, *, block_bytes: int = 4 << 20,
-                 name: str | None = None, read_ahead: bool | None = None) -> CaptureReader:
+                 name: str | None = None) -> CaptureReader:
     """Open a capture for streaming.  ``"-"`` means standard input.  ``name``
     overrides the name messages use (e.g. ``"-"`` for a duplicate of standard
-    input passed as a stream).  ``read_ahead``: read the next chunks in a
-    thread while this one is analysed (None: for blocks of at least
-    :data:`READ_AHEAD_MIN` bytes; the result is the same).
+    input passed as a stream).
 
     Raises :class:`CaptureError` when the input cannot be opened or is not a
     pcap / pcapng capture (possibly gzip-compressed) at all.
@@ -975,4 +799,4 @@ def open_capture(path: str | os.PathLike | BinaryIO, *, block_bytes: int = 4 << 
             size = st.st_size
     except (AttributeError, OSError, ValueError):
         pass
-    return CaptureReader(stream, name, size, close, block_bytes, read_ahead)
+    return CaptureReader(stream, name, size, close, block_bytes)

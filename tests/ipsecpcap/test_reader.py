@@ -22,24 +22,20 @@ from pathlib import Path
 
 import pytest
 
-import ipsecpcap.reader as reader_module
-from ipsecpcap.reader import READ_AHEAD, Block, CaptureError, CaptureReader, _cwalk, open_capture
+from ipsecpcap.reader import Block, CaptureError, CaptureReader, _cwalk, open_capture
 
 dpkt = pytest.importorskip("dpkt")
 
 
-@pytest.fixture(autouse=True, params=["c-walk", "python-walk", "read-ahead"])
+@pytest.fixture(autouse=True, params=["c-walk", "python-walk"])
 def walk_kind(request, monkeypatch):
-    """Every test here runs with the classic-pcap walk in C (ipsecpcap._walk) and in Python,
-    and with the chunks read by the read-ahead thread even when tiny (by default only
-    blocks of 1 MiB or more are)."""
-    if request.param == "python-walk":
-        monkeypatch.setenv("IPSECPCAP_PUREWALK", "1")
-    elif request.param == "c-walk" and _cwalk is None:
-        pytest.skip("ipsecpcap._walk is not built here")
-    else:
+    """Every test here runs with the classic-pcap walk in C (ipsecpcap._walk) and in Python."""
+    if request.param == "c-walk":
+        if _cwalk is None:
+            pytest.skip("ipsecpcap._walk is not built here")
         monkeypatch.delenv("IPSECPCAP_PUREWALK", raising=False)
-        monkeypatch.setattr(reader_module, "READ_AHEAD_MIN", 0 if request.param == "read-ahead" else 1 << 20)
+    else:
+        monkeypatch.setenv("IPSECPCAP_PUREWALK", "1")
     return request.param
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "public"
@@ -465,43 +461,6 @@ def test_os_pipe_with_slow_writer(buffering):
     assert [g[5] for g in got] == PKTS * 5 and not bad and not r.warnings
 
 
-class _FailingStream:
-    """A stream whose reads fail with EIO once ``limit`` bytes were read."""
-
-    def __init__(self, data: bytes, limit: int):
-        self._data, self._limit, self._pos = data, limit, 0
-
-    def read(self, n):
-        if self._pos >= self._limit:
-            raise OSError(5, "Input/output error")
-        n = min(n, self._limit - self._pos)
-        out = self._data[self._pos:self._pos + n]
-        self._pos += len(out)
-        return out
-
-
-@pytest.mark.parametrize("read_ahead", [False, True])
-def test_read_error_ends_the_capture_with_a_warning(read_ahead):
-    raw = pcap([(1, 2, d) for d in PKTS * 20])
-    # the reads go by whole chunks (256 bytes); the error comes in the 5th
-    got, bad, r = records(open_capture(_FailingStream(raw, 1100), block_bytes=256, read_ahead=read_ahead))
-    assert r.warnings == ["read error after 1024 bytes: Input/output error",
-                          "file ends inside the data of frame 10: captured 51 of 98 bytes"]
-    # every record wholly within the 1024 bytes read is delivered, the one cut is reported
-    assert [g[5] for g in got] == (PKTS * 20)[:9] and [b[0] for b in bad] == [10]
-    assert r.bytes_read == 1024
-
-
-def test_abandoned_reader_stops_its_read_ahead_thread(tmp_path):
-    path = write(tmp_path, pcap([(1, 2, d) for d in PKTS * 2000]))
-    r = open_capture(path, block_bytes=4096, read_ahead=True)
-    thread = r._src._ahead._thread
-    next(iter(r))
-    r.close()
-    thread.join(timeout=10)
-    assert not thread.is_alive()
-
-
 def test_non_seekable_stream_is_never_seeked():
     raw = pcap([(1, 2, d) for d in PKTS])
 
@@ -528,8 +487,7 @@ def test_non_seekable_stream_is_never_seeked():
     assert [g[5] for g in got] == PKTS and r.name == "<stream>"
 
 
-@pytest.mark.parametrize("read_ahead", [False, True])
-def test_memory_stays_flat(tmp_path, read_ahead):
+def test_memory_stays_flat(tmp_path):
     pkt = os.urandom(1400)
     n = 24000  # ~34 MB
     path = tmp_path / "big.pcap"
@@ -541,17 +499,14 @@ def test_memory_stays_flat(tmp_path, read_ahead):
     tracemalloc.start()
     try:
         count = 0
-        with open_capture(path, block_bytes=1 << 20, read_ahead=read_ahead) as r:
+        with open_capture(path, block_bytes=1 << 20) as r:
             for b in r:
                 count += len(b.offsets)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
     assert count == n and r.bytes_read == os.path.getsize(path)
-    # two 1 MiB reads and their columns, plus the chunks read ahead and the one being
-    # read; not the 34 MB file
-    chunks = 2 + (READ_AHEAD + 1 if read_ahead else 0)
-    assert peak < (chunks + 2) << 20, peak
+    assert peak < 4 << 20, peak  # two 1 MiB reads and their columns, not the 34 MB file
 
 
 # ------------------------------------------------------------ real captures

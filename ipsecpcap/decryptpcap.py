@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import struct
 from dataclasses import dataclass
+from itertools import count
 
 import numpy as np
 from cryptography.exceptions import InvalidTag
@@ -202,6 +203,11 @@ class _DecryptDecoder(KeyedDecoder):
     parse_ike = staticmethod(_nothing)
 
 
+# blocks of fewer frames go frame by frame: numpy's fixed cost per block is more than theirs (the
+# reader hands out a record that straddles two chunks alone, in a block of its own)
+_FEW = 16
+
+
 def decrypt_captures(paths: list, crypto: SaCrypto, out_path: str, *, only_decrypted: bool = False) -> DecryptStats:
     """Write the decrypted capture of ``paths`` to ``out_path``.
 
@@ -224,7 +230,7 @@ def decrypt_captures(paths: list, crypto: SaCrypto, out_path: str, *, only_decry
                 with open_capture(path) as reader:
                     for block in reader:
                         if fast and block.linktypes == LINKTYPE_ETHERNET and len(
-                                block.offsets if block.arrays is None else block.arrays[0]):
+                                block.offsets if block.arrays is None else block.arrays[0]) >= _FEW:
                             records = fd.block(block)
                             if records is not None:
                                 w.classic_records(records)
@@ -296,18 +302,15 @@ def _block_headers(block, caps):
 
 # kinds of frame in FastDecrypt.block
 _COPY = 0  # copied as it is: the keyed decoder would only have counted it
-_AEAD = 1  # ESP of an SA allowed inline (SaCrypto.inline) with an AEAD when the block starts
-_ESP = 2  # other ESP the classifier found: CBC inline, an SA allowed inline since, or SaCrypto.esp
+_ESP = 2  # ESP the classifier found: opened inline (SaCrypto.inline), or SaCrypto.esp
 _AH = 3  # AH (IPv4 without options) over TCP or UDP not to 500 / 4500: SaCrypto.ah, then copied
 _DECODER = 4  # everything else: the keyed decoder, frame by frame
 _AH_ESP = 5  # AH (IPv4 without options) over ESP: SaCrypto.ah, then the ESP as _ESP
 
-# the first 24 bytes of an inner IPv4 packet: version/IHL, total length, flags/fragment offset,
-# protocol, and the ports of UDP after a 20-byte header
-_inner_head = struct.Struct("!BxHxxHxB10xHH").unpack_from
 _AR4 = np.arange(4, dtype=np.int64)
 _AR8 = np.arange(8, dtype=np.int64)
 _AR16 = np.arange(16, dtype=np.int64)
+_AR24 = np.arange(24, dtype=np.int64)
 _AR30 = np.arange(30, dtype=np.int64)
 _MIX = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: the SPI spread over 64 bits
 
@@ -354,51 +357,55 @@ class FastDecrypt:
 
     def __init__(self, crypto: SaCrypto, dec, stats: DecryptStats, only_decrypted: bool):
         self.crypto, self.dec, self.stats, self.only = crypto, dec, stats, only_decrypted
-        # (SPI, source and destination as one 64-bit number) -> SaCrypto.inline of the SA;
-        # emptied when a bound SA turns out to use extended sequence numbers (SaCrypto.wraps)
-        self.inline: dict = {}
         self.wraps = crypto.wraps
-        # the same SAs numbered for a block (see _sa_numbers): entry 0 is "none"
-        self.ents: list = [None]
-        self._index = None  # what _sa_numbers searches; None: to be rebuilt
+        self._forget()
         self.buf = bytearray()  # the block's records
 
     def _learn(self, spi: int, addrs: bytes, host: int) -> None:
         """After SaCrypto.esp opened a packet of this SA: may the loop open the next ones itself?"""
         if self.crypto.wraps != self.wraps:
             self._forget()
+        if (spi, host) in self.inline:
+            return
         sa = self.crypto.inline(spi, addrs)
         if sa is not None:
-            self.inline[(spi, host)] = sa
+            self.inline[(spi, host)] = len(self.ents)
+            self.ents.append(sa)
+            self.sts.append(sa[0])
+            self._over.append(32 if sa[1] == "aead" else 8 + sa[3] + sa[6])
+            self._keys[0].append(spi)
+            self._keys[1].append(host)
             self._index = None
 
     def _forget(self) -> None:
-        """Some SA turned out to use extended sequence numbers: no SA is opened here until
-        SaCrypto.esp has said again that it may be.  The entries the running loop holds
-        become :data:`_NO_SA`."""
+        """Start again with no SA opened here (and at first): some SA turned out to use
+        extended sequence numbers, and no SA is opened here until SaCrypto.esp has said
+        again that it may be.  The entries the running block holds become :data:`_NO_SA`."""
         self.wraps = self.crypto.wraps
-        self.inline.clear()
-        self.ents[1:] = [_NO_SA] * (len(self.ents) - 1)
-        self._index = None
+        if getattr(self, "ents", None):
+            self.ents[1:] = [_NO_SA] * (len(self.ents) - 1)
+        # (SPI, source and destination as one 64-bit number) -> the SA's number in ents, where
+        # SaCrypto.inline of it is; sts: its SaState; _over: the bytes of its ESP packets that are
+        # not plaintext (SPI, sequence, IV, ICV); _keys: the SPIs and addresses in that order
+        self.inline: dict = {}
+        self.ents: list = [None]  # entry 0: "none"
+        self.sts: list = [None]
+        self._over: list = [0]
+        self._keys: tuple = ([], [])
+        self._index = None  # what _sa_numbers searches; None: to be rebuilt
 
     def _sa_numbers(self, spis, hosts):
-        """(the number in :attr:`ents` of each frame's SA, 0 when none is known; whether that
-        SA is opened with an AEAD)."""
+        """The number in :attr:`ents` of each frame's SA, 0 when none is known."""
         if self._index is None:
-            keys = list(self.inline)
-            self.ents[:] = [None] + [self.inline[k] for k in keys]
-            kspi = np.array([k[0] for k in keys], dtype=np.int64)
-            khost = np.array([k[1] for k in keys], dtype=np.int64)
-            aead = np.array([False] + [self.inline[k][1] == "aead" for k in keys])
+            kspi, khost = (np.array(k, dtype=np.int64) for k in self._keys)
             h = _sa_hash(kspi, khost)
             order = np.argsort(h, kind="stable")
-            self._index = (h[order], order + 1, kspi[order], khost[order], aead)
-        kh, num, kspi, khost, aead = self._index
+            self._index = (h[order], order + 1, kspi[order], khost[order], np.array(self._over, dtype=np.int64))
+        kh, num, kspi, khost, self.over = self._index
         if not len(kh):
-            return np.zeros(len(spis), dtype=np.int64), np.zeros(len(spis), dtype=bool)
+            return np.zeros(len(spis), dtype=np.int64)
         at = np.minimum(np.searchsorted(kh, _sa_hash(spis, hosts)), len(kh) - 1)
-        nums = np.where((kspi[at] == spis) & (khost[at] == hosts), num[at], 0)
-        return nums, aead[nums]
+        return np.where((kspi[at] == spis) & (khost[at] == hosts), num[at], 0)
 
     @staticmethod
     def _open(sa, data, p, q):
@@ -427,41 +434,46 @@ class FastDecrypt:
         """The classic pcap records of a block of Ethernet records, decrypted, as a
         memoryview of this object's buffer (valid until the next call); None when
         the block must go frame by frame (a timestamp or length that does not fit a
-        classic header field).
+        classic header field).  Four steps:
 
-        * The frames are classified once with numpy (:func:`~ipsecpcap.vector.classify`),
-          every record header is packed at once (:func:`_block_headers`), and each
-          ESP frame's SA is looked up at once (:meth:`_sa_numbers`).
-        * Each record is written in place into one buffer that can hold them all
-          (no record is longer than its input frame plus the 16-byte header).  The
-          frames that are only copied are not visited one by one: when the block
-          is classic pcap records one after the other whose headers are the ones
-          written, each run of them between two other frames is one slice of the
-          input.
-        * An ESP frame of an SA that :meth:`SaCrypto.inline` allows is opened here:
-          AES-GCM / ChaCha20-Poly1305 ``decrypt``, or an HMAC and CBC; the common
-          trailer -- tunnel mode carrying IPv4 without options or fragments, TCP,
-          ICMP or UDP not to port 500 / 4500 -- is checked on the plaintext, which
-          is copied into its record; the record header and the frame's Ethernet
-          header (its type is already IPv4) are put in front of it after the loop.
-        * Everything else -- an SA not bound yet or with extended sequence numbers,
-          a tag or ICV that fails, another trailer -- goes the way it went before:
-          ``SaCrypto.esp`` (which opens the packet again) or ``EspCipher._trailer``,
-          and :func:`rebuild`, in frame order, so keys bind, ESN are inferred and
-          failures are counted exactly as frame by frame.
-        * AH (untagged IPv4 without options or fragments) is verified with
-          ``SaCrypto.ah`` as the keyed decoder would; over TCP, or UDP not to port 500
-          / 4500, the frame is then written as it is, over ESP the ESP is taken as
-          above (the keyed decoder would go one level deeper with what it carried);
-          other AH goes to the decoder.
+        1. **Classify** (numpy, the whole block): the frames
+           (:func:`~ipsecpcap.vector.classify`), every record header
+           (:func:`_block_headers`), each ESP frame's SA (:meth:`_sa_numbers`).
+        2. **Open** the ESP frames of the SAs that :meth:`SaCrypto.inline` allowed
+           when the block started, in one loop that does nothing else: AES-GCM /
+           ChaCha20-Poly1305 ``decrypt``, or an HMAC and CBC (:meth:`_open`).  Opening
+           touches no SA state, so it may run ahead of the frames in between.  The
+           plaintexts are then checked at once (:func:`_common_tunnel`) for the common
+           trailer: tunnel mode carrying IPv4 without options or fragments, TCP, ICMP
+           or UDP not to port 500 / 4500.  Those frames are *common*.
+        3. **Everything else, in frame order**, the way it went frame by frame: a tag
+           or ICV that fails, another trailer, an SA not opened inline (not bound yet,
+           extended sequence numbers) -- ``SaCrypto.esp`` (which opens the packet
+           again) or ``EspCipher._trailer``, and :func:`rebuild` -- AH (untagged IPv4
+           without options or fragments) verified with ``SaCrypto.ah`` as the keyed
+           decoder would (over TCP, or UDP not to port 500 / 4500, the frame is then
+           written as it is; over ESP the ESP is taken as above), and other frames
+           through the keyed decoder.  Before each such frame the common frames
+           before it are counted on their SAs (as ``SaCrypto.verified``), so that
+           key binding, ESN inference and failures see exactly what they saw frame
+           by frame.  When an SA turns out to use extended sequence numbers
+           (``SaCrypto.wraps``), the common frames after that one are taken this way
+           too, as the keyed decoder would take them.
+        4. **Write** every record into one buffer that can hold them all (no record is
+           longer than its input frame plus the 16-byte header), each at a place
+           known from the lengths: the common plaintexts (trailer included: what
+           follows overwrites it), the runs of frames that are only copied (when the
+           block is classic pcap records one after the other whose headers are the
+           ones written, the frames between two others are one slice of the input),
+           the records of step 3; then with numpy the record header and Ethernet
+           header (its type is already IPv4) in front of each common plaintext.
 
-        The frames are taken in frame order, so the key binding and ESN inference
-        see the same packets.  Plain TCP / UDP, IKE and non-IP frames are copied:
-        the keyed decoder would only have counted them.  What the keyed decoder
-        would do next with a decrypted packet only feeds the analysis -- unless the
-        inner packet can itself reach the crypto (ESP or AH inside, IP in IP, UDP
-        to 500 / 4500, a fragment, IPv6), which then goes through the keyed decoder
-        as it would have."""
+        Plain TCP / UDP, IKE and non-IP frames are copied: the keyed decoder would
+        only have counted them.  What the keyed decoder would do next with a
+        decrypted packet only feeds the analysis -- unless the inner packet can itself
+        reach the crypto (ESP or AH inside, IP in IP, UDP to 500 / 4500, a fragment,
+        IPv6), which then goes through the keyed decoder as it would have."""
+        # ---- 1. classify
         rows, offs, caps, _ = gather(block)
         heads = _block_headers(block, caps)
         if heads is None:
@@ -501,151 +513,266 @@ class FastDecrypt:
             head = raw.take(p_from[at, None] + _AR8, mode="clip")
             spis[at], seqs[at] = _be32(head, 0), _be32(head, 4)
         hosts = _be32(rows, 26) << 32 | _be32(rows, 30)
+        if self.crypto.wraps != self.wraps:  # since the last block (one taken frame by frame: _FEW)
+            self._forget()
         nums = np.zeros(len(caps), dtype=np.int64)
         at = np.flatnonzero(esp)
-        nums[at], aead = self._sa_numbers(spis[at], hosts[at])
-        kind[at[aead]] = _AEAD
+        nums[at] = self._sa_numbers(spis[at], hosts[at])
         only = self.only
-        # the frames visited one by one, and before each the run of copied bytes of the input
+        # the frames not copied in runs, and before each the run of copied bytes of the input
         runs = False
         if not only and offs[0] >= 16 and (offs[1:] == offs[:-1] + caps[:-1] + 16).all():
             runs = bool((raw[offs[copy, None] - 16 + _AR16] == heads[copy].view(np.uint8)).all())
         visit = np.flatnonzero(~copy if runs or only else np.ones(len(caps), dtype=bool))
-        rec_end = offs + caps
         if runs:
-            run_from = np.concatenate((offs[:1] - 16, rec_end[visit[:-1]]))
-            run_len = (offs[visit] - 16 - run_from).tolist()
-            run_from = run_from.tolist()
+            rec_end = offs + caps
+            run_from = np.concatenate((offs[:1] - 16, rec_end[visit[:-1]]))[:len(visit)]
+            run_len = offs[visit] - 16 - run_from
             tail = (int(rec_end[visit[-1]]) if len(visit) else int(offs[0]) - 16, int(rec_end[-1]))
         else:
-            run_from = run_len = [0] * len(visit)
+            run_from = run_len = np.zeros(len(visit), dtype=np.int64)
             tail = (0, 0)
-        # room for every record: none is longer than its frame plus a header
-        need = 16 * len(caps) + int(caps.sum())
+
+        # ---- 2. open the ESP of the SAs opened inline, nothing counted yet
+        # the plaintexts (trailers included) one after the other in one buffer
+        cand = np.flatnonzero(nums)
+        ents = self.ents
+        plain = bytearray()
+        failed = []  # (as positions in cand)
+        for j, n, p, q in zip(count(), nums[cand].tolist(), p_from[cand].tolist(), p_to[cand].tolist()):
+            sa = ents[n]
+            if sa[1] == "aead" and q - p >= 34:  # SPI, sequence, IV, 2 bytes of ciphertext, 16-byte tag
+                try:
+                    plain += sa[2](sa[3] + data[p + 8:p + 16], data[p + 16:q], data[p:p + 8])
+                except InvalidTag:
+                    failed.append(j)
+            else:
+                pt = self._open(sa, data, p, q)
+                if pt is None:
+                    failed.append(j)
+                else:
+                    plain += pt
+        lens = np.maximum(p_to[cand] - p_from[cand] - self.over[nums[cand]], 0)
+        lens[failed] = 0  # 0: did not verify (a plaintext has its 2 trailer bytes at least)
+        at = np.cumsum(lens) - lens
+        pv = memoryview(plain)
+        ok, ends = _common_tunnel(plain, at, lens)
+        common = cand[ok]  # their frames; where their plaintext is, how long, where the inner packet ends
+        c_at, c_len, c_end = at[ok], lens[ok], ends[ok]
+        # the others' plaintexts, b"" when they did not verify
+        rest = np.flatnonzero(~ok)
+        opened = {i: bytes(pv[x:x + n]) for i, x, n in zip(cand[rest].tolist(), at[rest].tolist(), lens[rest].tolist())}
+
+        # ---- 3. the other frames, in frame order
+        crypto, stats = self.crypto, self.stats
+        counted = _Counted(self.sts, nums[common], seqs[common])
+        is_common = np.zeros(len(caps), dtype=bool)
+        is_common[common] = True
+        todo = visit[~is_common[visit]]
+        rare_i, rare_rec = [], []  # their frames and records
+        written = decrypted = 0  # records of step 3
+        wraps = self.wraps
+        while True:
+            forgot = None
+            for i, before, k, off, num, p, q, seq in zip(
+                    todo.tolist(), np.searchsorted(common, todo).tolist(), kind[todo].tolist(), offs[todo].tolist(),
+                    nums[todo].tolist(), p_from[todo].tolist(), p_to[todo].tolist(), seqs[todo].tolist()):
+                counted.upto = before
+                rec = None
+                if k == _DECODER:
+                    counted.flush()
+                    rec = _one_frame(self.dec, LINKTYPE_ETHERNET, data, off, int(caps[i]), block.origlens[i],
+                                     block.ts[i], block.frames[i], stats, only, _classic_record)
+                elif k == _AH or k == _COPY:  # _COPY only when not in a run
+                    if k == _AH:
+                        crypto.ah(int(spis[i]), data[off + 26:off + 34], seq, data[off + 14:off + int(caps[i])], 20)
+                    if not only:
+                        rec = heads[i].tobytes() + data[off:off + int(caps[i])]
+                        written += 1
+                else:
+                    if k == _AH_ESP:  # AH first, as KeyedDecoder.ah
+                        crypto.ah(int(ah_spis[i]), data[off + 26:off + 34], int(ah_seqs[i]),
+                                  data[off + 14:off + int(caps[i])], 20)
+                    sa = ents[num] if num else self.ents[self.inline.get((int(spis[i]), int(hosts[i])), 0)]
+                    pt = opened.get(i)
+                    if pt is None:  # not opened in step 2
+                        pt = None if sa is None else self._open(sa, data, p, q)
+                    elif not pt or sa is _NO_SA:  # did not verify; or its SA may no longer be opened here
+                        pt = None
+                    rec = self._esp_record(block, i, off, p, q, seq, pt, sa, k, spis, hosts, heads, caps, udp,
+                                           c.tot, ah_len, counted)
+                    if rec is not None:
+                        written += 1
+                        decrypted += rec[1]
+                        rec = rec[0]
+                if rec is not None:
+                    rare_i.append(i)
+                    rare_rec.append(rec)
+                if crypto.wraps != wraps:
+                    forgot = i
+                    break
+            if forgot is None:
+                break
+            # an SA turned out to use extended sequence numbers: no SA is opened here from now on
+            # (_forget), so the common frames after this one go the other way
+            if crypto.wraps != self.wraps:
+                self._forget()
+            wraps = self.wraps
+            keep = int(np.searchsorted(common, forgot, side="right"))
+            opened.update((i, bytes(pv[x:x + n])) for i, x, n in zip(common[keep:].tolist(), c_at[keep:].tolist(),
+                                                                   c_len[keep:].tolist()))
+            is_common[common[keep:]] = False
+            common, c_at, c_len, c_end = common[:keep], c_at[:keep], c_len[:keep], c_end[:keep]
+            todo = visit[(visit > forgot) & ~is_common[visit]]
+        counted.upto = len(common)
+        counted.flush()
+
+        # ---- 4. write: where each record goes, then the records
+        rec_len = np.zeros(len(visit), dtype=np.int64)
+        c_vis = np.searchsorted(visit, common)
+        rec_len[c_vis] = 30 + c_end  # record header, Ethernet header, the inner packet
+        r_at = np.searchsorted(visit, np.array(rare_i, dtype=np.int64))
+        rec_len[r_at] = np.fromiter(map(len, rare_rec), dtype=np.int64, count=len(rare_rec))
+        ends = np.cumsum(run_len + rec_len)
+        rec_pos = ends - rec_len
+        need = 16 * len(caps) + int(caps.sum())  # room for every record: none is longer than its frame plus a header
         if len(self.buf) < need:
             self.buf = bytearray(need + (need >> 3))
-        ob = self.buf
         # written through a memoryview: a bytearray's slice assignment copies any other value into a
         # temporary bytearray first (CPython 3.11 bytearray_ass_subscript), a memoryview's does not
-        ov = memoryview(ob)
-        crypto = self.crypto
-        ents = self.ents
-        pos = copied = decrypted = 0
-        # the frames opened inline by the common path: their index, record position and IP length (three
-        # lists: list.append is a specialised call, array.append is not; pos << 32 | end makes 2-digit ints)
-        done_i, done_pos, done_len = [], [], []
-        for i, k, off, g0, glen, num, p, q, seq in zip(
-                visit.tolist(), kind[visit].tolist(), offs[visit].tolist(), run_from, run_len, nums[visit].tolist(),
-                p_from[visit].tolist(), p_to[visit].tolist(), seqs[visit].tolist()):
-            if glen:
-                ov[pos:pos + glen] = data[g0:g0 + glen]
-                pos += glen
-            if k == _AEAD:
-                sa = ents[num]
-                try:
-                    pt = sa[2](sa[3] + data[p + 8:p + 16], data[p + 16:q], data[p:p + 8]) if q - p >= 34 else None
-                except InvalidTag:
-                    pt = None
-            elif k == _ESP or k == _AH_ESP:
-                if k == _AH_ESP:  # AH first, as KeyedDecoder.ah
-                    crypto.ah(int(ah_spis[i]), data[off + 26:off + 34], int(ah_seqs[i]),
-                              data[off + 14:off + int(caps[i])], 20)
-                sa = ents[num] if num else self.inline.get((int(spis[i]), int(hosts[i])))
-                pt = None if sa is None else self._open(sa, data, p, q)
-            else:
-                if k == _AH:
-                    crypto.ah(int(spis[i]), data[off + 26:off + 34], seq, data[off + 14:off + int(caps[i])], 20)
-                elif k == _DECODER:
-                    rec = _one_frame(self.dec, LINKTYPE_ETHERNET, data, off, int(caps[i]), block.origlens[i],
-                                     block.ts[i], block.frames[i], self.stats, only, _classic_record)
-                    if rec is not None:
-                        ov[pos:pos + len(rec)] = rec
-                        pos += len(rec)
-                    if crypto.wraps != self.wraps:
-                        self._forget()
-                    continue
-                if not only:  # _AH, and _COPY when not in a run
-                    cap = int(caps[i])
-                    ov[pos:pos + 16 + cap] = heads[i].tobytes() + data[off:off + cap]
-                    pos += 16 + cap
-                    copied += 1
-                continue
-            if pt is not None:
-                # verified: the trailer (RFC 4303 2.4-2.6)
-                n = len(pt)
-                end = n - 2 - pt[n - 2]
-                if pt[n - 1] == 4 and end >= 28:
-                    # tunnel mode: the inner IPv4 packet ends at its total length (TFC padding after it,
-                    # RFC 4303 2.7) when that fits; what _inner_needs_decoder answers False for
-                    vihl, tot, frag, proto, sport, dport = _inner_head(pt)
-                    if 20 <= tot < end:
-                        end = tot
-                    if vihl == 0x45 and end >= 28 and not frag & 0x3FFF and (
-                            proto == 17 and sport != 500 and sport != 4500 and dport != 500 and dport != 4500
-                            or proto == 6 or proto == 1 or proto == IPPROTO_NONE):
-                        st = sa[0]
-                        st.decrypted += 1
-                        if seq > st.last_seq:  # SaCrypto.inline: last_seq is set
-                            st.last_seq = seq
-                        ov[pos + 30:pos + 30 + n] = pt  # the trailer after `end` is overwritten next
-                        done_i.append(i)
-                        done_pos.append(pos)
-                        done_len.append(end)
-                        pos += 30 + end
-                        continue
-                res = sa[0].cipher._trailer(pt)
-                crypto.verified(sa[0], seq, res.status)
-            else:
-                spi, addrs = int(spis[i]), data[off + 26:off + 34]
-                res = crypto.esp(spi, addrs, seq, data[p:q])
-                self._learn(spi, addrs, int(hosts[i]))
-            new = None
-            if res is not None and res.status == "ok":
-                nh, payload = res.next_header, res.payload
-                if _inner_needs_decoder(nh, payload):
-                    # under AH the decoder is one level deeper; the outer header includes AH
-                    _inner(self.dec, nh, payload, data, off, data[off + 26:off + 34], int(c.tot[i]), block.ts[i],
-                           block.frames[i], int(spis[i]), 2 if k == _AH_ESP else 1, 20 + int(ah_len[i]))
-                    if crypto.wraps != self.wraps:
-                        self._forget()
-                if nh == IPPROTO_IPIP or nh == IPPROTO_IPV6:
-                    # tunnel mode: the inner IP packet behind the Ethernet header, its ethertype set
-                    new = data[off:off + 12] + (b"\x08\x00" if payload and payload[0] >> 4 == 4 else b"\x86\xdd") \
-                        + payload if payload else None
-                else:
-                    new = rebuild(LINKTYPE_ETHERNET, data[off:off + int(caps[i])], 14, p - off, bool(udp[i]), nh,
-                                  payload)
-            elif res is not None:
-                self.stats.failed += 1
-            if new is not None:
-                ov[pos:pos + 16 + len(new)] = _classic_record(LINKTYPE_ETHERNET, block.ts[i], new,
-                                                              len(new) + int(heads[i, 3]) - int(caps[i]))
-                pos += 16 + len(new)
-                decrypted += 1
-            elif not only:
-                cap = int(caps[i])
-                ov[pos:pos + 16 + cap] = heads[i].tobytes() + data[off:off + cap]
-                pos += 16 + cap
-                copied += 1
+        ov = memoryview(self.buf)
+        # the inner packets of the common frames, each past its record's place for the two headers
+        c_pos = rec_pos[c_vis]
+        for x, y, a, b in zip((c_pos + 30).tolist(), (c_pos + 30 + c_end).tolist(), c_at.tolist(),
+                              (c_at + c_end).tolist()):
+            ov[x:y] = pv[a:b]
+        has = np.flatnonzero(run_len)
+        for a, g, n in zip((rec_pos[has] - run_len[has]).tolist(), run_from[has].tolist(), run_len[has].tolist()):
+            ov[a:a + n] = data[g:g + n]
+        for a, rec in zip(rec_pos[r_at].tolist(), rare_rec):
+            ov[a:a + len(rec)] = rec
+        pos = int(ends[-1]) if len(ends) else 0
         if tail[1] > tail[0]:
             ov[pos:pos + tail[1] - tail[0]] = data[tail[0]:tail[1]]
             pos += tail[1] - tail[0]
-        if done_i:
-            # the record header and the Ethernet header (its type is already IPv4) of each frame opened inline
-            at = np.array(done_i, dtype=np.int64)
-            length = np.array(done_len, dtype=np.int64) + 14
-            h = heads[at]
+        if len(common):
+            # the record header and the Ethernet header (its type is already IPv4) of each common frame
+            length = c_end + 14
+            h = heads[common]
             h[:, 3] = length + (h[:, 3].astype(np.int64) - h[:, 2])  # origlen - caplen stays
             h[:, 2] = length
-            front = np.empty((len(at), 30), dtype=np.uint8)
+            front = np.empty((len(common), 30), dtype=np.uint8)
             front[:, :16] = h.view(np.uint8)
-            front[:, 16:] = rows[at, :14]
-            np.frombuffer(ov, dtype=np.uint8)[np.array(done_pos, dtype=np.int64)[:, None] + _AR30] = front
-        stats = self.stats
+            front[:, 16:] = rows[common, :14]
+            np.frombuffer(ov, dtype=np.uint8)[c_pos[:, None] + _AR30] = front
         stats.frames += len(caps)
-        stats.decrypted += decrypted + len(done_i)
-        stats.written += decrypted + len(done_i) + copied + (int(copy.sum()) if runs else 0)
+        stats.decrypted += decrypted + len(common)
+        stats.written += written + len(common) + (int(copy.sum()) if runs else 0)
         return ov[:pos]
+
+    def _esp_record(self, block, i, off, p, q, seq, pt, sa, k, spis, hosts, heads, caps, udp, tot, ah_len, counted):
+        """Step 3 of :meth:`block` for an ESP frame: ``pt`` is its plaintext when the
+        SA's key verified it inline (``sa``: what SaCrypto.inline gave), else None
+        (``SaCrypto.esp`` decides).  Returns (the record, 1 if decrypted else 0), or
+        None when nothing is written."""
+        crypto, data = self.crypto, block.data
+        if pt is not None:
+            res = sa[0].cipher._trailer(pt)
+            crypto.verified(sa[0], seq, res.status)
+        else:
+            if sa is not None:  # an SA opened inline: SaCrypto.esp reads its last_seq
+                counted.flush()
+            spi, addrs = int(spis[i]), data[off + 26:off + 34]
+            res = crypto.esp(spi, addrs, seq, data[p:q])
+            self._learn(spi, addrs, int(hosts[i]))
+        new = None
+        if res is not None and res.status == "ok":
+            nh, payload = res.next_header, res.payload
+            if _inner_needs_decoder(nh, payload):
+                counted.flush()  # the keyed decoder may reach any SA
+                # under AH the decoder is one level deeper; the outer header includes AH
+                _inner(self.dec, nh, payload, data, off, data[off + 26:off + 34], int(tot[i]), block.ts[i],
+                       block.frames[i], int(spis[i]), 2 if k == _AH_ESP else 1, 20 + int(ah_len[i]))
+                if crypto.wraps != self.wraps:
+                    self._forget()
+            if nh == IPPROTO_IPIP or nh == IPPROTO_IPV6:
+                # tunnel mode: the inner IP packet behind the Ethernet header, its ethertype set
+                new = data[off:off + 12] + (b"\x08\x00" if payload and payload[0] >> 4 == 4 else b"\x86\xdd") \
+                    + payload if payload else None
+            else:
+                new = rebuild(LINKTYPE_ETHERNET, data[off:off + int(caps[i])], 14, p - off, bool(udp[i]), nh,
+                              payload)
+        elif res is not None:
+            self.stats.failed += 1
+        if new is not None:
+            return _classic_record(LINKTYPE_ETHERNET, block.ts[i], new,
+                                   len(new) + int(heads[i, 3]) - int(caps[i])), 1
+        if not self.only:
+            cap = int(caps[i])
+            return heads[i].tobytes() + data[off:off + cap], 0
+        return None
+
+
+class _Counted:
+    """The common frames of a block (:meth:`FastDecrypt.block`, step 3) counted on their
+    SAs as ``SaCrypto.verified`` counts them (one more decrypted, ``last_seq`` the
+    highest), when something is about to read an SA's state: ``SaCrypto.esp`` (an ICV
+    failure reads ``last_seq`` to find a wrapped counter), the keyed decoder (which may
+    reach any SA), the end of the block.  Counting and taking the highest commute, so
+    the frames before ``upto`` may be counted at once: one update per SA, not per frame."""
+
+    __slots__ = ("sts", "nums", "seqs", "done", "upto")
+
+    def __init__(self, sts, nums, seqs):
+        self.sts, self.nums, self.seqs = sts, nums, seqs  # SaState by SA number; each frame's SA and sequence
+        self.done = 0  # frames counted
+        self.upto = 0  # frames to count on the next flush (those before the frame at hand)
+
+    def flush(self) -> None:
+        a, b = self.done, self.upto
+        if b <= a:
+            return
+        self.done = b
+        sts, nums, seqs = self.sts, self.nums[a:b], self.seqs[a:b]
+        if b - a < 32:  # a few frames: numpy would cost more than it saves
+            for n, s in zip(nums.tolist(), seqs.tolist()):
+                st = sts[n]
+                st.decrypted += 1
+                if s > st.last_seq:  # SaCrypto.inline: last_seq is set
+                    st.last_seq = s
+            return
+        sa, inv = np.unique(nums, return_inverse=True)
+        top = np.zeros(len(sa), dtype=np.int64)
+        np.maximum.at(top, inv, seqs)
+        for n, k, s in zip(sa.tolist(), np.bincount(inv).tolist(), top.tolist()):
+            st = sts[n]
+            st.decrypted += k
+            if s > st.last_seq:
+                st.last_seq = s
+
+
+def _common_tunnel(buf, at, lens):
+    """Which of the ESP plaintexts in ``buf`` (each at ``at``, ``lens`` bytes long; 0: the
+    packet did not verify) have the common
+    trailer that :meth:`FastDecrypt.block` writes itself (RFC 4303 2.4-2.6): next header
+    4 and an inner IPv4 packet without options or fragments carrying TCP, ICMP, no next
+    header, or UDP not to port 500 / 4500 (what :func:`_inner_needs_decoder` answers
+    False for).  Returns (that, as a boolean array; where each inner packet ends -- at its
+    total length when that is shorter, the rest being TFC padding (RFC 4303 2.7))."""
+    if not lens.any():
+        return np.zeros(len(lens), dtype=bool), lens
+    buf = np.frombuffer(buf, dtype=np.uint8)
+    start = at
+    nh = buf.take(start + lens - 1, mode="clip")
+    end = lens - 2 - buf.take(start + lens - 2, mode="clip")  # payload | padding | pad length | next header
+    head = buf.take(start[:, None] + _AR24, mode="clip")  # the inner IPv4 header, the UDP ports after it
+    tot, proto, sport, dport = _u16(head, 2), head[:, 9], _u16(head, 20), _u16(head, 22)
+    ok = (nh == 4) & (end >= 28)
+    end = np.where((tot >= 20) & (tot < end), tot, end)
+    ok &= ((head[:, 0] == 0x45) & (end >= 28) & ((_u16(head, 6) & 0x3FFF) == 0)
+           & ((proto == 17) & (sport != 500) & (sport != 4500) & (dport != 500) & (dport != 4500)
+              | (proto == 6) | (proto == 1) | (proto == IPPROTO_NONE)))
+    return ok, end
 
 
 def _inner_needs_decoder(nh: int, payload: bytes) -> bool:

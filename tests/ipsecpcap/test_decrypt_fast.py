@@ -4,15 +4,19 @@ same keys and counts the same failures; and the benchmark generator's
 --encrypt capture decrypts, packet for packet, as tshark decrypts it."""
 from __future__ import annotations
 
+import functools
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from ipsecpcap.decryptpcap import decrypt_captures
+import ipsecpcap.decryptpcap as decryptpcap
+from ipsecpcap.decryptpcap import _Counted, decrypt_captures
 from ipsecpcap.keys import load_keys
-from ipsecpcap.sacrypto import SaCrypto
+from ipsecpcap.reader import open_capture
+from ipsecpcap.sacrypto import SaCrypto, SaState
 
 try:
     from reference import ROOT, all_captures
@@ -60,6 +64,42 @@ def test_encrypted_benchmark_capture_same_both_ways(encrypted, tmp_path, monkeyp
     stats = assert_same_both_ways([cap], [keys], tmp_path, monkeypatch)
     assert stats.decrypted > 4000 and stats.failed == 0
     assert_same_both_ways([cap], [keys], tmp_path, monkeypatch, only=True)
+
+
+def test_encrypted_benchmark_capture_in_small_blocks_same_both_ways(encrypted, tmp_path, monkeypatch):
+    """In 64 KiB blocks, most SAs are opened inline from their second block on: many common
+    frames a block, counted on their SAs at once (_Counted with numpy)."""
+    cap, keys = encrypted
+    monkeypatch.setattr(decryptpcap, "open_capture", functools.partial(open_capture, block_bytes=1 << 16))
+    counted, flush = [], _Counted.flush
+
+    def counting(self):
+        counted.append(self.upto - self.done)
+        flush(self)
+
+    monkeypatch.setattr(_Counted, "flush", counting)
+    stats = assert_same_both_ways([cap], [keys], tmp_path, monkeypatch)
+    assert stats.decrypted > 4000 and max(counted) >= 32
+
+
+def test_counted_as_verified_one_by_one():
+    """_Counted.flush (a few frames one by one; more at once with numpy) leaves every SA as
+    SaCrypto.verified does, frame after frame, with the frames of several SAs mixed and
+    their sequence numbers out of order."""
+    rng = np.random.default_rng(5)
+    for frames in (5, 31, 32, 500):
+        nums = rng.integers(1, 8, frames)
+        seqs = rng.integers(0, 1 << 32, frames)
+        mine = [None] + [SaState(decrypted=n, last_seq=int(s)) for n, s in zip(range(7), rng.integers(0, 1 << 32, 7))]
+        theirs = [None] + [SaState(decrypted=st.decrypted, last_seq=st.last_seq) for st in mine[1:]]
+        counted = _Counted(mine, nums, seqs)
+        for upto in (frames // 3, frames // 3, frames):
+            counted.upto = upto
+            counted.flush()
+        crypto = SaCrypto(load_keys([]))
+        for n, s in zip(nums.tolist(), seqs.tolist()):
+            crypto.verified(theirs[n], s, "ok")
+        assert [(st.decrypted, st.last_seq) for st in mine[1:]] == [(st.decrypted, st.last_seq) for st in theirs[1:]]
 
 
 def test_encrypted_benchmark_capture_as_tshark_decrypts_it(encrypted, tmp_path, monkeypatch):

@@ -123,8 +123,9 @@ def inner_udp(n: int, port: int = 443, src: str = "192.168.1.1", dst: str = "192
 # --------------------------------------------------------------------------- the capture
 
 A_SRC, A_DST = "10.0.0.1", "10.0.0.2"
-SA_GCM, SA_TRANSPORT, SA_CBC, SA_NATT, SA_WRAP, SA_WRAP2, SA_NOKEY, SA_AH, SA_NESTED = (
-    0x1001, 0x1002, 0x2001, 0x3001, 0x4001, 0x4002, 0x6001, 0x5001, 0x7001)
+SA_GCM, SA_TRANSPORT, SA_CBC, SA_NATT, SA_WRAP, SA_WRAP2, SA_NOKEY, SA_AH, SA_NESTED, SA_WRAP3 = (
+    0x1001, 0x1002, 0x2001, 0x3001, 0x4001, 0x4002, 0x6001, 0x5001, 0x7001, 0x4003)
+W3_SRC, W3_DST = "192.168.7.1", "192.168.7.2"
 
 
 def build(rounds: int = 3):
@@ -134,7 +135,7 @@ def build(rounds: int = 3):
     keys = [gcm.esp_sa(A_SRC, A_DST, SA_GCM), transport.esp_sa(A_SRC, A_DST, SA_TRANSPORT),
             cbc.esp_sa("10.0.1.1", "10.0.1.2", SA_CBC), natt.esp_sa("10.0.2.1", "10.0.2.2", SA_NATT),
             wrap.esp_sa("10.0.3.1", "10.0.3.2", SA_WRAP), wrap.esp_sa("10.0.3.1", "10.0.3.2", SA_WRAP2),
-            nested.esp_sa("192.168.5.1", "192.168.5.2", SA_NESTED)]
+            nested.esp_sa("192.168.5.1", "192.168.5.2", SA_NESTED), wrap.esp_sa(W3_SRC, W3_DST, SA_WRAP3)]
     frames, common = [], {}
     fail = {"integrity_failure": 0, "bad_padding": 0, "bad_length": 0}
     ts = [1_700_000_000.0]
@@ -154,6 +155,9 @@ def build(rounds: int = 3):
         ip = ipv4(src, dst, 17, udp(4500, 4500, esp)) if natt else ipv4(src, dst, 50, esp)
         return eth(ip, vlan=vlan)
 
+    # an SA whose first packet binds its key early on (see the end)
+    inner = inner_udp(64)
+    add(esp_frame(W3_SRC, W3_DST, wrap.seal(SA_WRAP3, 5, trailer(inner, 4, 4))), inner)
     for r in range(rounds):
         # the common case, of each kind
         for size in (40, 300, 1200):
@@ -232,7 +236,18 @@ def build(rounds: int = 3):
             vlan = 7 if spi == SA_WRAP2 and seq == 1 else None
             add(esp_frame("10.0.3.1", "10.0.3.2", wrap.seal(spi, seq, trailer(inner, 4, 4), seq_hi=hi), vlan=vlan),
                 inner if hi is None else None)
+            if spi == SA_WRAP and seq == 1:
+                # once the SA uses extended sequence numbers, a packet sealed without the high half fails
+                # (even where the inline loop had opened it, without the high half, before the wrap was found)
+                add(esp_frame("10.0.3.1", "10.0.3.2", wrap.seal(spi, 0x10, trailer(inner, 4, 4))))
+                fail["integrity_failure"] += 1
             add(esp_frame(A_SRC, A_DST, gcm.seal(SA_GCM, nxt(SA_GCM), trailer(inner, 4, 4))), inner)
+    # SA_WRAP3 jumps to the end of its 32-bit counter, then wraps in a packet carried inside the AES-GCM
+    # tunnel: the keyed decoder finds the wrap (from the highest sequence number, of the frames just before)
+    for seq in (0xFFFFFFFE, 0xFFFFFFFF):
+        add(esp_frame(W3_SRC, W3_DST, wrap.seal(SA_WRAP3, seq, trailer(inner, 4, 4))), inner)
+    add(esp_frame(A_SRC, A_DST, gcm.seal(SA_GCM, nxt(SA_GCM), trailer(
+        ipv4(W3_SRC, W3_DST, 50, wrap.seal(SA_WRAP3, 1, trailer(inner, 4, 4), seq_hi=1)), 4, 4))))
     return frames, keys, common, fail
 
 
@@ -271,10 +286,12 @@ def capture(tmp_path_factory):
 
 # --------------------------------------------------------------------------- the tests
 
-def decrypt(cap, keys, out, fastpath, monkeypatch, only=False, block_bytes=None):
+def decrypt(cap, keys, out, fastpath, monkeypatch, only=False, block_bytes=None, few=None):
     monkeypatch.setenv("IPSECPCAP_FASTPATH", fastpath)
     if block_bytes:
         monkeypatch.setattr(decryptpcap, "open_capture", functools.partial(open_capture, block_bytes=block_bytes))
+    if few is not None:  # blocks of fewer frames go frame by frame
+        monkeypatch.setattr(decryptpcap, "_FEW", few)
     crypto = SaCrypto(load_keys([keys]))
     stats = decrypt_captures([str(cap)], crypto, str(out), only_decrypted=only)
     states = sorted((k, st.key.fingerprint if st.key else None, st.decrypted, st.integrity_failures,
@@ -286,14 +303,16 @@ def decrypt(cap, keys, out, fastpath, monkeypatch, only=False, block_bytes=None)
 @pytest.mark.parametrize("source", ["us.pcap", "ns.pcap", "in.pcapng"])
 @pytest.mark.parametrize("out_name", ["out.pcap", "out.pcapng"])
 @pytest.mark.parametrize("only", [False, True])
-@pytest.mark.parametrize("block_bytes", [None, 1500, 9000])
-def test_inline_decrypts_as_frame_by_frame(capture, tmp_path, monkeypatch, source, out_name, only, block_bytes):
+@pytest.mark.parametrize("block_bytes,few", [(None, None), (1500, 1), (9000, 1), (9000, None)])
+def test_inline_decrypts_as_frame_by_frame(capture, tmp_path, monkeypatch, source, out_name, only, block_bytes, few):
     """Same bytes written, same counts, same SA states (bindings, ESN, sequence numbers),
     with blocks of every size: one block, or a few frames each (SAs learned in a block
-    and opened inline in the next, the wrap found in the middle of one)."""
+    and opened inline in the next, the wrap found in the middle of one), and with the
+    blocks of fewer than 16 frames taken frame by frame between the others (the wrap
+    found there)."""
     d, _, _ = capture
     fast = decrypt(d / source, d / "esp_sa", tmp_path / ("fast-" + out_name), "vector", monkeypatch, only,
-                   block_bytes)
+                   block_bytes, few)
     slow = decrypt(d / source, d / "esp_sa", tmp_path / ("slow-" + out_name), "packet", monkeypatch, only)
     assert fast[1] == slow[1]
     assert fast[2] == slow[2]
@@ -322,9 +341,9 @@ def test_inline_output_is_what_was_sealed(capture, tmp_path, monkeypatch):
                 failures[k] = failures.get(k, 0) + n
     assert failures == fail
     assert stats.failed == sum(fail.values())
-    for spi in (SA_WRAP, SA_WRAP2):
+    for spi, opened in ((SA_WRAP, 6), (SA_WRAP2, 6), (SA_WRAP3, 4)):
         wrap = next(s for s in states if s[0][1] == spi)
-        assert wrap[6] is True and wrap[7] == 1 and wrap[2] == 6  # esn, seq_hi, every packet opened
+        assert wrap[6] is True and wrap[7] == 1 and wrap[2] == opened  # esn, seq_hi, every packet opened
     assert next(s for s in states if s[0][1] == SA_NESTED)[2] == 9  # opened by the keyed decoder
     nokey = next(s for s in states if s[0][1] == SA_NOKEY)
     assert nokey[1] is None and nokey[2] == 0

@@ -31,7 +31,8 @@ RETRIES = 3  # packets of an SA that are tried before it is left without a key
 ESP, AH = 50, 51
 
 
-_NETS: dict[str, object] = {}  # address spec -> ip_network (None: not an address), parsed once
+# address spec -> the address packed (one host), or ip_network, or None (not an address); parsed once
+_NETS: dict[str, object] = {}
 
 
 def _addr_ok(spec: str | None, addr: bytes) -> bool:
@@ -43,9 +44,13 @@ def _addr_ok(spec: str | None, addr: bytes) -> bool:
             net = ipaddress.ip_network(spec, strict=False)
         except ValueError:
             net = None
+        if net is not None and net.prefixlen == net.max_prefixlen:
+            net = net.network_address.packed
         _NETS[spec] = net
     if net is None:
         return False
+    if type(net) is bytes:  # one host: the same address (of the same family: as long)
+        return addr == net
     a = ipaddress.ip_address(addr)
     return a.version == net.version and a in net
 

@@ -160,6 +160,8 @@ class Tracker:
             s[13] = s[15].packet(seq, frame, s[13], s[14])
 
     def flow(self, frame, ts, proto, addrs, sport, dport, length, tcp_flags, protected_by):
+        """One packet of a flow.  Returns the flow's entry and whether this packet's sender
+        is its initiator (the bulk path of :mod:`ipsecpcap.vector` goes on from there)."""
         flows = self.flows
         k = (proto, addrs, sport, dport)
         f = flows.get(k)
@@ -171,7 +173,7 @@ class Tracker:
                 f[7] = frame
             if proto == IPPROTO_TCP:
                 f[8] |= _tcp_fwd(tcp_flags, f[8])
-            return
+            return f, True
         rk = (proto, swap(addrs), dport, sport)
         f = flows.get(rk)
         if f is not None:
@@ -182,18 +184,19 @@ class Tracker:
                 f[7] = frame
             if proto == IPPROTO_TCP:
                 f[8] |= _tcp_rev(tcp_flags)
-            return
+            return f, False
         # a new flow: the sender is the initiator, except for a SYN-ACK, which
         # the responder sends (the SYN was not captured)
         if proto == IPPROTO_TCP and tcp_flags & (_SYN | _ACK) == _SYN | _ACK:
-            flows[rk] = [0, 1, 0, length, ts, ts, frame, frame, TCP_SYNACK_REV, protected_by, 0, 0]
-            return
+            f = flows[rk] = [0, 1, 0, length, ts, ts, frame, frame, TCP_SYNACK_REV, protected_by, 0, 0]
+            return f, False
         bits = 0
         if proto == IPPROTO_TCP:
             bits = _tcp_fwd(tcp_flags, 0)
             if tcp_flags & (_SYN | _ACK | _RST) == _SYN:
                 bits |= TCP_FIRST_SYN
-        flows[k] = [1, 0, length, 0, ts, ts, frame, frame, bits, protected_by, 0, 0]
+        f = flows[k] = [1, 0, length, 0, ts, ts, frame, frame, bits, protected_by, 0, 0]
+        return f, True
 
     # ------------------------------------------------------------------ sink: rare events
     def ike(self, frame, ts, addrs, sport, dport, msg, marker, fragments, raw):

@@ -1154,9 +1154,10 @@ class _FlowGroups:
         return done
 
     def apply(self, g, tr, addrs_of, cache) -> None:
-        """Apply group ``g``: the first frame of a new flow through Tracker.flow (which
-        decides who initiated it), then the rest added per direction.  ``cache``:
-        (flow entry, the d of the initiator's frames) by (proto, lo, hi)."""
+        """Apply group ``g``: its first frame through Tracker.flow (which decides who
+        initiated a new flow) unless the flow's entry is cached, then the rest added per
+        direction.  ``cache``: (flow entry, the d of the initiator's frames) by (proto,
+        lo, hi)."""
         proto = self.proto[g]
         hit = cache.get(self.keys[g])
         if hit is not None:
@@ -1171,38 +1172,14 @@ class _FlowGroups:
                 f[3] += self.first_len[g]
                 if proto == 6:
                     f[8] |= _tcp_rev(self.first_flags[g])
-            self._rest(g, f, fd, proto)
-            return
-        addrs, sport, dport = addrs_of(self.addr[g]), self.sport[g], self.dport[g]
-        flows = tr.flows
-        fd = self.d[g]  # the direction of the first frame: 1 if its source is the higher endpoint
-        f = flows.get((proto, addrs, sport, dport))
-        if f is None:
-            f = flows.get((proto, addrs[4:] + addrs[:4], dport, sport))
-            if f is None:  # a new flow
-                prot = self.first_prot[g]
-                tr.flow(self.first_frame[g], self.first_ts[g], proto, addrs, sport, dport, self.first_len[g],
-                        self.first_flags[g] if proto == 6 else 0, None if prot < 0 else _spi_text(prot))
-                f = flows.get((proto, addrs, sport, dport))
-                if f is None:
-                    f = flows[(proto, addrs[4:] + addrs[:4], dport, sport)]
-                    fd = 1 - fd
-                cache[self.keys[g]] = (f, fd)
-                if self.ends[g] - self.starts[g] == 1:
-                    return
-            else:
-                fd = 1 - fd  # the first frame came from the responder
-                f[1] += 1
-                f[3] += self.first_len[g]
-                if proto == 6:
-                    f[8] |= _tcp_rev(self.first_flags[g])
-        else:  # the first frame came from the initiator
-            f[0] += 1
-            f[2] += self.first_len[g]
-            if proto == 6:
-                f[8] |= _tcp_fwd(self.first_flags[g], f[8])
-        # fd is now 1 if the frames with d == 1 are the initiator's
-        cache[self.keys[g]] = (f, fd)
+        else:
+            prot = self.first_prot[g]
+            f, forward = tr.flow(self.first_frame[g], self.first_ts[g], proto, addrs_of(self.addr[g]),
+                                 self.sport[g], self.dport[g], self.first_len[g],
+                                 self.first_flags[g] if proto == 6 else 0, None if prot < 0 else _spi_text(prot))
+            # d is 1 for the frames whose source is the higher endpoint; fd: the initiator's d
+            fd = self.d[g] if forward else 1 - self.d[g]
+            cache[self.keys[g]] = (f, fd)
         self._rest(g, f, fd, proto)
 
     def _rest(self, g, f, fd, proto) -> None:

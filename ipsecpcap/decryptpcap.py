@@ -353,6 +353,23 @@ class FastDecrypt:
     block is written costs as much as the decryption, so the records go into one
     buffer.  What is left (py-spy, the whole command): the loop about 60 %, half of it
     the ``AESGCM.decrypt`` calls; writing the output 10 %; start-up 10 %; reading 7 %.
+
+    The session after that (issue 8) found the per-statement cost was not the whole
+    story: the loop ran 3.3-3.9 us a frame where ``AESGCM.decrypt`` alone over the same
+    packets takes 1.8 us an ESP packet.  So the packets of the SAs opened inline are now
+    opened in a loop of their own that does nothing else (into one buffer kept from
+    block to block), their trailers are checked with numpy, the other frames follow in
+    frame order, and the common frames are counted per SA when something reads an SA's
+    state (:class:`_Counted`).  Tried and dropped: ``AESGCM.decrypt_into`` straight into
+    the output (cryptography 48: more instructions than ``decrypt`` and a copy, and
+    positions must be known before the pad length is); keeping the plaintexts in a list
+    until the block is done (fresh memory for every packet: slower than copying them
+    into one buffer at once); writing each block from a thread while the next one is
+    decrypted (alternating runs: the best wall time no better, more CPU -- as for the
+    reader's read-ahead thread, reverted for the same reason).  On the benchmark VM the
+    kernel's copy of the 300 MB output into fresh page-cache pages is a large share of
+    the wall time (up to a second), and replacing an existing output frees the old one's
+    pages (0.2-0.3 s, in ``os.replace``).
     """
 
     def __init__(self, crypto: SaCrypto, dec, stats: DecryptStats, only_decrypted: bool):
@@ -360,6 +377,7 @@ class FastDecrypt:
         self.wraps = crypto.wraps
         self._forget()
         self.buf = bytearray()  # the block's records
+        self.plain = bytearray()  # the plaintexts of a block's common frames (see block)
 
     def _learn(self, spi: int, addrs: bytes, host: int) -> None:
         """After SaCrypto.esp opened a packet of this SA: may the loop open the next ones itself?"""
@@ -534,16 +552,21 @@ class FastDecrypt:
             tail = (0, 0)
 
         # ---- 2. open the ESP of the SAs opened inline, nothing counted yet
-        # the plaintexts (trailers included) one after the other in one buffer
+        # the plaintexts (trailers included) one after the other in one buffer, kept from block to block
         cand = np.flatnonzero(nums)
+        lens = np.maximum(p_to[cand] - p_from[cand] - self.over[nums[cand]], 0)  # (as long as the ciphertext)
+        at = np.cumsum(lens) - lens
+        if len(self.plain) < int(lens.sum()):
+            self.plain = bytearray(int(lens.sum()) * 9 // 8)
+        pv = memoryview(self.plain)
         ents = self.ents
-        plain = bytearray()
         failed = []  # (as positions in cand)
-        for j, n, p, q in zip(count(), nums[cand].tolist(), p_from[cand].tolist(), p_to[cand].tolist()):
+        for j, n, p, q, x, y in zip(count(), nums[cand].tolist(), p_from[cand].tolist(), p_to[cand].tolist(),
+                                    at.tolist(), (at + lens).tolist()):
             sa = ents[n]
             if sa[1] == "aead" and q - p >= 34:  # SPI, sequence, IV, 2 bytes of ciphertext, 16-byte tag
                 try:
-                    plain += sa[2](sa[3] + data[p + 8:p + 16], data[p + 16:q], data[p:p + 8])
+                    pv[x:y] = sa[2](sa[3] + data[p + 8:p + 16], data[p + 16:q], data[p:p + 8])
                 except InvalidTag:
                     failed.append(j)
             else:
@@ -551,12 +574,9 @@ class FastDecrypt:
                 if pt is None:
                     failed.append(j)
                 else:
-                    plain += pt
-        lens = np.maximum(p_to[cand] - p_from[cand] - self.over[nums[cand]], 0)
+                    pv[x:y] = pt
         lens[failed] = 0  # 0: did not verify (a plaintext has its 2 trailer bytes at least)
-        at = np.cumsum(lens) - lens
-        pv = memoryview(plain)
-        ok, ends = _common_tunnel(plain, at, lens)
+        ok, ends = _common_tunnel(self.plain, at, lens)
         common = cand[ok]  # their frames; where their plaintext is, how long, where the inner packet ends
         c_at, c_len, c_end = at[ok], lens[ok], ends[ok]
         # the others' plaintexts, b"" when they did not verify

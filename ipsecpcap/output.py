@@ -16,6 +16,7 @@ import io
 import json
 import os
 import shutil
+import stat
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -199,9 +200,25 @@ def text_table(rows: list[list[str]], header: list[str], max_cell: int = 48,
 
 @contextlib.contextmanager
 def output_stream(path: str | None, binary: bool = False) -> Iterator:
-    """Standard output, or a file that appears only when complete."""
+    """Standard output, or a file that appears only when complete.  A path that is not a
+    regular file (``/dev/null``, a named pipe, a terminal) is written to as it is: putting a
+    file in its place would replace the device."""
     if path is None or path == "-":
         yield sys.stdout.buffer if binary else sys.stdout
+        return
+    try:
+        special = not stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:  # not there yet (or not reachable: the temporary file will say why)
+        special = False
+    if special:
+        try:
+            f = open(path, "wb") if binary else open(path, "w", encoding="utf-8", newline="")
+        except OSError as e:
+            from .errors import UsageError
+
+            raise UsageError(f"cannot write {path}: {e.strerror or e}") from None
+        with f:
+            yield f
         return
     d = os.path.dirname(os.path.abspath(path))
     try:

@@ -1,12 +1,13 @@
 """Terminal tables (ipsecpcap.output): fitting the width, severity colours, NO_COLOR."""
 import io
 import os
+import stat
 
 import click
 from click.testing import CliRunner
 
 from ipsecpcap.cli import findings_lines, main
-from ipsecpcap.output import render_rows, text_table, use_color
+from ipsecpcap.output import output_stream, render_rows, text_table, use_color
 from ipsecpcap.records import FindingRow
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -92,3 +93,18 @@ def test_analyze_summary_ends_with_the_findings():
     assert r.exit_code == 0, r.output
     tail = r.stdout.split("flows: ")[1].splitlines()[1:]
     assert tail[0].startswith("findings: ") and "\x1b[" not in r.stdout
+
+
+def test_output_stream_writes_into_a_fifo_not_over_it(tmp_path):
+    # -w /dev/null, a named pipe: written to as it is, never replaced by a file
+    fifo = tmp_path / "out.fifo"
+    os.mkfifo(fifo)
+    r = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # a reader, so that opening it to write does not block
+    try:
+        with output_stream(str(fifo), binary=True) as f:
+            f.write(b"pcap bytes")
+        assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+        assert os.read(r, 100) == b"pcap bytes"
+    finally:
+        os.close(r)
+    assert [p.name for p in tmp_path.iterdir()] == ["out.fifo"]  # no temporary file left

@@ -152,6 +152,8 @@ def main() -> None:
     ap.add_argument("--outdir", default=os.path.join(tempfile.gettempdir(), "ipsecpcap-bench"))
     ap.add_argument("--tshark", action="store_true", help="also time tshark (slow)")
     ap.add_argument("--no-dpkt", action="store_true")
+    ap.add_argument("--no-tshark-decrypt", action="store_true",
+                    help="with --tshark, skip tshark's decryption (about 11 minutes for 500k packets)")
     ap.add_argument("--keep", action="store_true", help="keep the generated captures")
     ap.add_argument("--repeat", type=int, default=1)
     args = ap.parse_args()
@@ -217,7 +219,7 @@ def main() -> None:
             bench("dec:ipsecpcap", args.decrypt, ipsecpcap + ["decrypt", enc, "--keys", enc + ".esp_sa", "-w", out])
             bench("dec:ipsecpcap-gcm", args.decrypt,
                   ipsecpcap + ["decrypt", gcm, "--keys", gcm + ".esp_sa", "-w", out])
-            if args.tshark:
+            if args.tshark and not args.no_tshark_decrypt:
                 # tshark cannot write the decrypted packets: it dissects them, printing inner fields
                 bench("dec:tshark", args.decrypt,
                       ["tshark", "-r", enc, "-n", "-o", "esp.enable_encryption_decode:TRUE", "-T", "fields",

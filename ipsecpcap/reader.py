@@ -794,9 +794,30 @@ def open_capture(path: str | os.PathLike | BinaryIO, *, block_bytes: int = 4 << 
         name = given if given is not None else (name if isinstance(name, str) else "<stream>")
     size = None
     try:
-        st = os.fstat(stream.fileno())
+        fd = stream.fileno()
+        st = os.fstat(fd)
         if stat.S_ISREG(st.st_mode):
             size = st.st_size
+        elif stat.S_ISFIFO(st.st_mode):
+            _widen_pipe(fd)
     except (AttributeError, OSError, ValueError):
         pass
     return CaptureReader(stream, name, size, close, block_bytes)
+
+
+def _widen_pipe(fd: int) -> None:
+    """Give a pipe we read from the largest buffer an unprivileged process may set (Linux:
+    /proc/sys/fs/pipe-max-size, 1 MiB by default; 64 KiB otherwise).  With 64 KiB the
+    writer and this reader take turns every 64 KiB: `cat 1M-packet capture | ipsecpcap
+    analyze -` took 2.9-3.0 s, against 2.2-2.7 s with 1 MiB (and 1.7-2.1 s from the file)."""
+    import fcntl
+
+    setsize = getattr(fcntl, "F_SETPIPE_SZ", None)
+    if setsize is None:  # not Linux
+        return
+    try:
+        with open("/proc/sys/fs/pipe-max-size") as f:
+            size = int(f.read())
+        fcntl.fcntl(fd, setsize, min(size, 1 << 20))
+    except (OSError, ValueError):
+        pass  # as it is

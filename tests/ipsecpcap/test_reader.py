@@ -461,6 +461,22 @@ def test_os_pipe_with_slow_writer(buffering):
     assert [g[5] for g in got] == PKTS * 5 and not bad and not r.warnings
 
 
+@pytest.mark.skipif(not hasattr(__import__("fcntl"), "F_GETPIPE_SZ"), reason="Linux pipes only")
+def test_pipe_buffer_is_widened():
+    import fcntl
+
+    rfd, wfd = os.pipe()
+    raw = pcap([(1, 2, d) for d in PKTS])
+    os.write(wfd, raw)
+    os.close(wfd)
+    with open("/proc/sys/fs/pipe-max-size") as f:
+        want = min(int(f.read()), 1 << 20)
+    with os.fdopen(rfd, "rb") as stream:
+        got, bad, r = records(open_capture(stream))
+        assert fcntl.fcntl(rfd, fcntl.F_GETPIPE_SZ) == want  # the writer is not held up every 64 KiB
+    assert [g[5] for g in got] == PKTS and not bad
+
+
 def test_non_seekable_stream_is_never_seeked():
     raw = pcap([(1, 2, d) for d in PKTS])
 

@@ -30,7 +30,7 @@ from .errors import InputError
 from .output import output_stream
 from .reader import CaptureError, open_capture
 from .sacrypto import SaCrypto
-from .vector import _be32, classify, gather
+from .vector import _be16, _be32, classify, gather
 
 
 @dataclass
@@ -329,10 +329,6 @@ def _sa_hash(spis, hosts):
         return hosts.astype(np.uint64) ^ (spis.astype(np.uint64) * _MIX)
 
 
-def _u16(rows, i):
-    return rows[:, i].astype(np.int64) << 8 | rows[:, i + 1]
-
-
 class FastDecrypt:
     """The fast way of decrypting blocks of Ethernet records (see :meth:`block`).
 
@@ -505,8 +501,7 @@ class FastDecrypt:
         # AH (Decoder.ah and .transport, KeyedDecoder.ah): that the decoder takes no further than
         # SaCrypto.ah -- cut short, or carrying TCP, or UDP not to 500 / 4500 (the UDP ports from the
         # input: beyond the rows) -- and AH over ESP, where the ESP follows
-        ah = ((caps >= 34) & (_u16(rows, 12) == 0x0800) & (rows[:, 14] == 0x45)
-              & ((_u16(rows, 20) & 0x3FFF) == 0) & (c.tot >= 20) & (c.proto == 51) & (c.avail >= 12))
+        ah = c.ip4 & (c.proto == 51) & (c.avail >= 12)
         ah_esp = np.zeros(len(caps), dtype=bool)
         ah_len = np.zeros(len(caps), dtype=np.int64)
         if ah.any():
@@ -514,7 +509,7 @@ class FastDecrypt:
             ah_len[at] = hlen = (rows[at, 35].astype(np.int64) + 2) * 4  # RFC 4302 2.2
             rest, nh = c.avail[at] - hlen, rows[at, 34]
             ports = raw.take(offs[at, None] + 34 + hlen[:, None] + _AR4, mode="clip")
-            sport, dport = _u16(ports, 0), _u16(ports, 2)
+            sport, dport = _be16(ports, 0), _be16(ports, 2)
             ike = (sport == 500) | (sport == 4500) | (dport == 500) | (dport == 4500)
             stop = (hlen < 12) | (rest < 0)  # Decoder.ah returns a category
             ah[at] = stop | (nh == 6) | ((nh == 17) & ((rest < 8) | ~ike)) | ((nh == 50) & (rest < 8))
@@ -786,10 +781,10 @@ def _common_tunnel(buf, at, lens):
     nh = buf.take(start + lens - 1, mode="clip")
     end = lens - 2 - buf.take(start + lens - 2, mode="clip")  # payload | padding | pad length | next header
     head = buf.take(start[:, None] + _AR24, mode="clip")  # the inner IPv4 header, the UDP ports after it
-    tot, proto, sport, dport = _u16(head, 2), head[:, 9], _u16(head, 20), _u16(head, 22)
+    tot, proto, sport, dport = _be16(head, 2), head[:, 9], _be16(head, 20), _be16(head, 22)
     ok = (nh == 4) & (end >= 28)
     end = np.where((tot >= 20) & (tot < end), tot, end)
-    ok &= ((head[:, 0] == 0x45) & (end >= 28) & ((_u16(head, 6) & 0x3FFF) == 0)
+    ok &= ((head[:, 0] == 0x45) & (end >= 28) & ((_be16(head, 6) & 0x3FFF) == 0)
            & ((proto == 17) & (sport != 500) & (sport != 4500) & (dport != 500) & (dport != 4500)
               | (proto == 6) | (proto == 1) | (proto == IPPROTO_NONE)))
     return ok, end

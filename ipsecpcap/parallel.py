@@ -10,9 +10,10 @@ sends the batches through a pipe (pickled), while this process applies them
 as they come; every second batch it sends before its grouping step
 (:class:`~ipsecpcap.vector.Taken`), which this process does, so that the two
 stages take about the same CPU time (measured on the 1M-packet benchmark
-capture: 1.27 s and 1.07 s of CPU without, 1.17 s and 1.15 s with).  Both stages see every frame in the same order as one process
-does, so the result is the same, frame for frame and table for table -- not
-an approximation from merging slices (``Tracker.merge`` would re-check each
+capture: 1.27 s and 1.07 s of CPU without, 1.17 s and 1.15 s with).  Both
+stages see every frame in the same order as one process does, so the result
+is the same, frame for frame and table for table -- not an approximation
+from merging slices (``Tracker.merge`` would re-check each
 SA's boundary but cannot carry an IP fragment pending at a slice boundary or
 a TCP handshake split across it).  A pipeline has two stages, so more than
 two jobs give nothing more; captures given together are analysed one after
@@ -49,8 +50,6 @@ class _Progress:
         self.size = size
         self.bytes_read = 0
         self.frames = 0
-
-
 
 
 def read_error(path, e: BaseException) -> InputError | None:

@@ -1154,32 +1154,18 @@ class _FlowGroups:
         return done
 
     def apply(self, g, tr, addrs_of, cache) -> None:
-        """Apply group ``g``: its first frame through Tracker.flow (which decides who
-        initiated a new flow) unless the flow's entry is cached, then the rest added per
+        """Apply group ``g``, whose flow entry is not cached (:meth:`apply_known` took the
+        cached ones, and a batch has one group per flow): its first frame through
+        Tracker.flow (which decides who initiated a new flow), then the rest added per
         direction.  ``cache``: (flow entry, the d of the initiator's frames) by (proto,
         lo, hi)."""
-        proto = self.proto[g]
-        hit = cache.get(self.keys[g])
-        if hit is not None:
-            f, fd = hit
-            if self.d[g] == fd:  # the first frame came from the initiator
-                f[0] += 1
-                f[2] += self.first_len[g]
-                if proto == 6:
-                    f[8] |= _tcp_fwd(self.first_flags[g], f[8])
-            else:
-                f[1] += 1
-                f[3] += self.first_len[g]
-                if proto == 6:
-                    f[8] |= _tcp_rev(self.first_flags[g])
-        else:
-            prot = self.first_prot[g]
-            f, forward = tr.flow(self.first_frame[g], self.first_ts[g], proto, addrs_of(self.addr[g]),
-                                 self.sport[g], self.dport[g], self.first_len[g],
-                                 self.first_flags[g] if proto == 6 else 0, None if prot < 0 else _spi_text(prot))
-            # d is 1 for the frames whose source is the higher endpoint; fd: the initiator's d
-            fd = self.d[g] if forward else 1 - self.d[g]
-            cache[self.keys[g]] = (f, fd)
+        proto, prot = self.proto[g], self.first_prot[g]
+        f, forward = tr.flow(self.first_frame[g], self.first_ts[g], proto, addrs_of(self.addr[g]), self.sport[g],
+                             self.dport[g], self.first_len[g], self.first_flags[g] if proto == 6 else 0,
+                             None if prot < 0 else _spi_text(prot))
+        # d is 1 for the frames whose source is the higher endpoint; fd: the initiator's d
+        fd = self.d[g] if forward else 1 - self.d[g]
+        cache[self.keys[g]] = (f, fd)
         self._rest(g, f, fd, proto)
 
     def _rest(self, g, f, fd, proto) -> None:

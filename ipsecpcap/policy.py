@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import lru_cache
 
 import yaml
 
@@ -77,11 +78,8 @@ class Protected:
     line: int = 0  # where it is defined in the policy file
 
     def covers(self, addr: str | None) -> bool:
-        if not addr:
-            return False
-        try:
-            ip = ipaddress.ip_address(addr)
-        except ValueError:
+        ip = _address(addr) if addr else None
+        if ip is None:
             return False
         return any(ip.version == n.version and ip in n for n in self.hosts)
 
@@ -96,17 +94,35 @@ class Protected:
                 "allow_ports": [str(p) for p in self.allow_ports]}
 
 
+@lru_cache(maxsize=1 << 16)
+def _address(text: str):
+    """The parsed address, or None when ``text`` is not one.  The rules ask about the same
+    few thousand addresses for every flow of a capture (tens of thousands): parsed once."""
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
+_UNSEEN = object()
+
+
 @dataclass(frozen=True, slots=True)
 class Policy:
     protected: tuple[Protected, ...] = ()
     source: str | None = None  # the file it came from
+    # address -> the first entry that covers it (or None), filled as the rules ask
+    _first: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def entry_for(self, *addrs: str | None) -> Protected | None:
         """The first entry that covers any of ``addrs`` (in the order given)."""
+        first = self._first
         for a in addrs:
-            for p in self.protected:
-                if p.covers(a):
-                    return p
+            e = first.get(a, _UNSEEN)
+            if e is _UNSEEN:
+                e = first[a] = next((p for p in self.protected if p.covers(a)), None)
+            if e is not None:
+                return e
         return None
 
     def to_dict(self) -> dict:

@@ -198,6 +198,31 @@ def text_table(rows: list[list[str]], header: list[str], max_cell: int = 48,
     return buf.getvalue()
 
 
+def _exchange(a: str, b: str) -> bool:
+    """Swap the names of two existing files at once (Linux ``renameat2`` with
+    ``RENAME_EXCHANGE``); False where that cannot be done (another system, an old
+    C library or kernel, a file system without it), nothing changed then.
+
+    Why not ``os.replace`` over the old file: ext4 (its ``auto_da_alloc`` default)
+    takes a rename over an existing file as a replace-by-rename and writes the new
+    file out to disk before the rename returns -- 0.15-0.25 s for the 300 MB of a
+    decrypted benchmark capture, with the disk's writeback still running when the
+    next replacement drops those pages (which then waits for it).  Exchanging the
+    names and removing the old file is as atomic for readers of the path (they see
+    the old file or the new one, whole) and took 0.02-0.04 s."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    at_fdcwd, rename_exchange = -100, 2  # <fcntl.h>, <linux/fs.h>
+    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+
+
 @contextlib.contextmanager
 def output_stream(path: str | None, binary: bool = False) -> Iterator:
     """Standard output, or a file that appears only when complete.  A path that is not a
@@ -233,7 +258,10 @@ def output_stream(path: str | None, binary: bool = False) -> Iterator:
         mask = os.umask(0o022)
         os.umask(mask)
         os.chmod(tmp, 0o666 & ~mask)  # an ordinary file, not mkstemp's 0600
-        os.replace(tmp, path)
+        if not (os.path.lexists(path) and _exchange(tmp, path)):
+            os.replace(tmp, path)
+        else:
+            os.unlink(tmp)  # the file it replaced, now under the temporary name
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)

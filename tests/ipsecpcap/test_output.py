@@ -4,6 +4,7 @@ import os
 import stat
 
 import click
+import pytest
 from click.testing import CliRunner
 
 from ipsecpcap.cli import findings_lines, main
@@ -108,3 +109,43 @@ def test_output_stream_writes_into_a_fifo_not_over_it(tmp_path):
     finally:
         os.close(r)
     assert [p.name for p in tmp_path.iterdir()] == ["out.fifo"]  # no temporary file left
+
+
+def test_exchange_swaps_two_files(tmp_path):
+    from ipsecpcap.output import _exchange
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.write_bytes(b"new")
+    b.write_bytes(b"old")
+    if not _exchange(str(a), str(b)):  # pragma: no cover - not Linux, or a file system without it
+        pytest.skip("renameat2 RENAME_EXCHANGE not available here")
+    assert (a.read_bytes(), b.read_bytes()) == (b"old", b"new")
+    assert not _exchange(str(tmp_path / "missing"), str(b))  # both must exist: nothing changed
+    assert b.read_bytes() == b"new"
+
+
+@pytest.mark.parametrize("exchange", [True, False])
+def test_output_stream_replaces_an_existing_file_whole(tmp_path, monkeypatch, exchange):
+    # over an existing file the names are exchanged (see output._exchange) or, where that cannot
+    # be done, the file is renamed over it: either way the new content, an ordinary mode, no
+    # temporary file left; and a write that fails leaves the old file as it was
+    import ipsecpcap.output as output
+
+    if not exchange:
+        monkeypatch.setattr(output, "_exchange", lambda a, b: False)
+    out = tmp_path / "out.pcap"
+    out.write_bytes(b"old capture")
+    os.chmod(out, 0o600)
+    with output_stream(str(out), binary=True) as f:
+        f.write(b"new capture")
+    assert out.read_bytes() == b"new capture"
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert stat.S_IMODE(os.stat(out).st_mode) == 0o666 & ~mask
+    assert [p.name for p in tmp_path.iterdir()] == ["out.pcap"]
+    with pytest.raises(RuntimeError):
+        with output_stream(str(out), binary=True) as f:
+            f.write(b"half")
+            raise RuntimeError("disk full")
+    assert out.read_bytes() == b"new capture"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.pcap"]

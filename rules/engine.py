@@ -31,19 +31,22 @@ in the rule's own fields, the check or match the evidence.
 """
 from __future__ import annotations
 
+import hashlib
 import ipaddress
+import json
 import re
 import string
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from ..errors import UsageError
 from ..records import SEVERITIES, FindingRow
 
 BUILTIN_DIR = Path(__file__).resolve().parent
+# The built-in rule files as parsed, each under its file's SHA-256 (write_pack_cache makes it):
+# a file whose bytes still have that hash is taken from here, any other is parsed from its YAML.
+PACK_CACHE = BUILTIN_DIR / "pack.json"
 REQUIRED = ("id", "title", "severity", "description", "references", "false_positives", "remediation",
             "evidence", "tests")
 OPTIONAL = ("requires", "check", "params", "match", "rev", "tags")
@@ -111,7 +114,6 @@ def _rule_files(d: Path) -> list[Path]:
     return sorted(p for p in d.iterdir() if p.suffix in (".yml", ".yaml") and p.is_file())
 
 
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when PyYAML has it
 _CACHE: dict[tuple, Rule] = {}  # (path, mtime, size) -> Rule: a rule file is parsed once per process
 
 
@@ -119,25 +121,57 @@ def load_rule_file(path) -> Rule:
     path = Path(path)
     try:
         st = path.stat()
-        key = (str(path.resolve()), st.st_mtime_ns, st.st_size)
+        resolved = path.resolve()
+        key = (str(resolved), st.st_mtime_ns, st.st_size)
     except OSError:
-        key = None
+        resolved, key = None, None
     if key is not None and key in _CACHE:
         return _CACHE[key]
-    rule = _load_rule_file(path)
+    rule = _load_rule_file(path, builtin=resolved is not None and resolved.parent == BUILTIN_DIR)
     if key is not None:
         _CACHE[key] = rule
     return rule
 
 
-def _load_rule_file(path: Path) -> Rule:
+def _load_rule_file(path: Path, builtin: bool = False) -> Rule:
     name = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
+        text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise RuleError(f"{name}: cannot read: {getattr(e, 'strerror', None) or e}") from None
+    cached = _pack_cache().get(path.name) if builtin else None
+    if cached is not None and cached.get("sha256") == hashlib.sha256(raw).hexdigest() and "data" in cached:
+        data, lines = cached["data"], cached.get("lines") or {}
+    else:
+        data, lines = _parse_yaml(text, name)
+    return _rule_from_data(data, lines, name)
+
+
+_PACK: dict | None = None
+
+
+def _pack_cache() -> dict:
+    """The entries of ``pack.json`` by file name; none when it is missing or unreadable
+    (then every built-in file is parsed from its YAML, which is only slower)."""
+    global _PACK
+    if _PACK is None:
+        try:
+            _PACK = json.loads(PACK_CACHE.read_bytes())["files"]
+        except (OSError, ValueError, KeyError, TypeError):
+            _PACK = {}
+        if not isinstance(_PACK, dict) or not all(isinstance(e, dict) for e in _PACK.values()):
+            _PACK = {}
+    return _PACK
+
+
+def _parse_yaml(text: str, name: str) -> tuple[object, dict]:
+    """The document's data and the line of each top-level key (for the messages)."""
+    import yaml  # here: the built-in pack comes from pack.json, and PyYAML takes 12 ms to import
+
+    loader_class = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when PyYAML has it
     try:
-        loader = _LOADER(text)  # one parse: the node tree (for line numbers) and the data from it
+        loader = loader_class(text)  # one parse: the node tree (for line numbers) and the data from it
         try:
             node = loader.get_single_node()
             data = loader.construct_document(node) if node is not None else None
@@ -150,6 +184,11 @@ def _load_rule_file(path: Path) -> Rule:
     lines = {}
     if isinstance(node, yaml.MappingNode):
         lines = {k.value: k.start_mark.line + 1 for k, _ in node.value if isinstance(k, yaml.ScalarNode)}
+    return data, lines
+
+
+def _rule_from_data(data, lines: dict, name: str) -> Rule:
+    """The checked Rule of a parsed rule file; RuleError (file:line: what) for a mistake."""
 
     def fail(key, msg):
         raise RuleError(f"{name}:{lines.get(key, 1)}: {msg}")
@@ -204,6 +243,35 @@ def _load_rule_file(path: Path) -> Rule:
     return Rule(rid, data["title"].strip(), data["severity"], data["description"].strip(),
                 tuple(data["references"]), tuple(data["false_positives"]), data["remediation"].strip(),
                 data["evidence"].strip(), tests, tuple(requires), check, params, match, rev, name)
+
+
+def write_pack_cache(path: Path = PACK_CACHE) -> None:
+    """Write ``pack.json`` from the built-in rule files (after editing one of them:
+    ``python -c "from ipsecpcap.rules.engine import write_pack_cache; write_pack_cache()"``;
+    ``tests/rules/test_pack_cache.py`` fails while it is stale).  A file is cached only
+    when it is a valid rule and JSON gives back exactly the data its YAML gives."""
+    files = {}
+    for p in _rule_files(BUILTIN_DIR):
+        raw = p.read_bytes()
+        data, lines = _parse_yaml(raw.decode("utf-8"), str(p))
+        _rule_from_data(data, lines, str(p))
+        if _same(json.loads(json.dumps(data)), data):
+            files[p.name] = {"sha256": hashlib.sha256(raw).hexdigest(), "data": data, "lines": lines}
+    text = json.dumps({"about": "generated by ipsecpcap.rules.engine.write_pack_cache from the *.yml "
+                                "files beside it, which are the rules; do not edit", "files": files},
+                      indent=1, ensure_ascii=False)
+    Path(path).write_text(text + "\n", encoding="utf-8")
+
+
+def _same(a, b) -> bool:
+    """Equal, and of the same types all the way down (1 is not 1.0 nor True, nor "1")."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(map(_same, a, b))
+    return a == b
 
 
 def _match_problem(match) -> str | None:

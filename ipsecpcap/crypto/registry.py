@@ -23,17 +23,32 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import cache
 
-from cryptography.hazmat.primitives import cmac
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from cryptography.hazmat.primitives.ciphers.aead import AESCCM, AESGCM, ChaCha20Poly1305
-
-try:  # cryptography >= 43 moved TripleDES to "decrepit" (removed from the old place in 48)
-    from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
-except ImportError:  # pragma: no cover - older cryptography
-    TripleDES = getattr(algorithms, "TripleDES", None)
-
+# The rows name their cryptography classes, which are imported on first use: the sizes are
+# wanted by every analysis (lifecycle.py), the ciphers only with keys, and importing them
+# took 7 ms of each start.  AESGCM, AESCCM, ChaCha20Poly1305 and TripleDES are still
+# importable from here (module __getattr__ below).
 AES_KEYS = (16, 24, 32)
+
+
+@cache
+def _primitives() -> dict:
+    from cryptography.hazmat.primitives.ciphers import algorithms
+    from cryptography.hazmat.primitives.ciphers.aead import AESCCM, AESGCM, ChaCha20Poly1305
+
+    try:  # cryptography >= 43 moved TripleDES to "decrepit" (removed from the old place in 48)
+        from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
+    except ImportError:  # pragma: no cover - older cryptography
+        TripleDES = getattr(algorithms, "TripleDES", None)
+    return {"AES": algorithms.AES, "TripleDES": TripleDES, "AESGCM": AESGCM, "AESCCM": AESCCM,
+            "ChaCha20Poly1305": ChaCha20Poly1305}
+
+
+def __getattr__(name):  # PEP 562: the cryptography classes this module used to import at the top
+    if name in ("AESGCM", "AESCCM", "ChaCha20Poly1305", "TripleDES"):
+        return _primitives()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,8 +57,8 @@ class EncAlgo:
 
     name: str
     mode: str  # null | cbc | ctr | gcm | gmac | ccm | chacha20-poly1305
-    cipher: object  # the cryptography block cipher class (algorithms.AES, TripleDES) or None
-    aead_class: object  # the cryptography AEAD class (AESGCM, AESCCM, ChaCha20Poly1305) or None
+    cipher_name: str | None  # the cryptography block cipher class (AES, TripleDES) or None
+    aead_name: str | None  # the cryptography AEAD class (AESGCM, AESCCM, ChaCha20Poly1305) or None
     block: int  # cipher block size; the ciphertext is a multiple of it (1: stream or combined mode)
     iv_len: int  # IV on the wire, after the sequence number
     salt_len: int  # bytes at the end of the key material that are the salt / nonce
@@ -51,6 +66,16 @@ class EncAlgo:
     key_lens: tuple[int, ...]  # allowed key lengths without the salt
     aead: bool
     rfc: str
+
+    @property
+    def cipher(self):
+        """The cryptography block cipher class (algorithms.AES, TripleDES), or None."""
+        return _primitives()[self.cipher_name] if self.cipher_name else None
+
+    @property
+    def aead_class(self):
+        """The cryptography AEAD class (AESGCM, AESCCM, ChaCha20Poly1305), or None."""
+        return _primitives()[self.aead_name] if self.aead_name else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,30 +95,30 @@ class IntegAlgo:
 
 
 def _aes(name, mode, iv, salt, icv, aead_class, rfc, aead=True):
-    return EncAlgo(name, mode, algorithms.AES, aead_class, 1, iv, salt, icv, AES_KEYS, aead, rfc)
+    return EncAlgo(name, mode, "AES", aead_class, 1, iv, salt, icv, AES_KEYS, aead, rfc)
 
 
 ENC: dict[str, EncAlgo] = {a.name: a for a in (
     EncAlgo("null", "null", None, None, 1, 0, 0, 0, (0,), False, "RFC 2410"),
-    EncAlgo("aes-cbc", "cbc", algorithms.AES, None, 16, 16, 0, 0, AES_KEYS, False, "RFC 3602"),
+    EncAlgo("aes-cbc", "cbc", "AES", None, 16, 16, 0, 0, AES_KEYS, False, "RFC 3602"),
     # RFC 3686: counter block = nonce (last 4 bytes of the key material) | IV | 1
     _aes("aes-ctr", "ctr", 8, 4, 0, None, "RFC 3686", aead=False),
     # RFC 4106: nonce = salt (4) | IV (8)
-    _aes("aes-gcm8", "gcm", 8, 4, 8, AESGCM, "RFC 4106"),
-    _aes("aes-gcm12", "gcm", 8, 4, 12, AESGCM, "RFC 4106"),
-    _aes("aes-gcm16", "gcm", 8, 4, 16, AESGCM, "RFC 4106"),
+    _aes("aes-gcm8", "gcm", 8, 4, 8, "AESGCM", "RFC 4106"),
+    _aes("aes-gcm12", "gcm", 8, 4, 12, "AESGCM", "RFC 4106"),
+    _aes("aes-gcm16", "gcm", 8, 4, 16, "AESGCM", "RFC 4106"),
     # RFC 4543: GMAC over SPI|seq|IV|payload|trailer as AAD, nothing encrypted
-    _aes("null-aes-gmac", "gmac", 8, 4, 16, AESGCM, "RFC 4543"),
+    _aes("null-aes-gmac", "gmac", 8, 4, 16, "AESGCM", "RFC 4543"),
     # RFC 4309: nonce = salt (3) | IV (8)
-    _aes("aes-ccm8", "ccm", 8, 3, 8, AESCCM, "RFC 4309"),
-    _aes("aes-ccm12", "ccm", 8, 3, 12, AESCCM, "RFC 4309"),
-    _aes("aes-ccm16", "ccm", 8, 3, 16, AESCCM, "RFC 4309"),
+    _aes("aes-ccm8", "ccm", 8, 3, 8, "AESCCM", "RFC 4309"),
+    _aes("aes-ccm12", "ccm", 8, 3, 12, "AESCCM", "RFC 4309"),
+    _aes("aes-ccm16", "ccm", 8, 3, 16, "AESCCM", "RFC 4309"),
     # RFC 7634: nonce = salt (4) | IV (8)
-    EncAlgo("chacha20-poly1305", "chacha20-poly1305", None, ChaCha20Poly1305, 1, 8, 4, 16, (32,),
+    EncAlgo("chacha20-poly1305", "chacha20-poly1305", None, "ChaCha20Poly1305", 1, 8, 4, 16, (32,),
             True, "RFC 7634"),
-    EncAlgo("3des-cbc", "cbc", TripleDES, None, 8, 8, 0, 0, (24,), False, "RFC 2451"),
+    EncAlgo("3des-cbc", "cbc", "TripleDES", None, 8, 8, 0, 0, (24,), False, "RFC 2451"),
     # single DES as TripleDES with the key repeated three times (EDE with K1=K2=K3)
-    EncAlgo("des-cbc", "cbc", TripleDES, None, 8, 8, 0, 0, (8,), False, "RFC 2405"),
+    EncAlgo("des-cbc", "cbc", "TripleDES", None, 8, 8, 0, 0, (8,), False, "RFC 2405"),
 )}
 
 INTEG: dict[str, IntegAlgo] = {a.name: a for a in (
@@ -219,6 +244,8 @@ class _AesXcbc(Mac):
     __slots__ = ("_k1", "_k2", "_k3", "full")
 
     def __init__(self, key: bytes, icv_len: int = 12):
+        from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
         enc = Cipher(algorithms.AES(bytes(key)), modes.ECB()).encryptor()
         k = enc.update(b"\x01" * 16 + b"\x02" * 16 + b"\x03" * 16)
         self._k1 = algorithms.AES(k[:16])
@@ -233,6 +260,8 @@ class _AesXcbc(Mac):
             head, last = msg[:-16], _xor16(msg[-16:], self._k2)
         else:
             head, last = msg[:n - rem], _xor16(msg[n - rem:] + b"\x80" + b"\x00" * (15 - rem), self._k3)
+        from cryptography.hazmat.primitives.ciphers import Cipher, modes
+
         out = Cipher(self._k1, modes.CBC(bytes(16))).encryptor().update(head + last)
         return out[-16:]
 
@@ -246,6 +275,9 @@ class _AesCmac(Mac):
     __slots__ = ("_base",)
 
     def __init__(self, key: bytes, icv_len: int = 12):
+        from cryptography.hazmat.primitives import cmac
+        from cryptography.hazmat.primitives.ciphers import algorithms
+
         self._base = cmac.CMAC(algorithms.AES(bytes(key)))
         self.icv_len = icv_len
 

@@ -17,8 +17,7 @@ from .ikesa import (addr_text, auth_method, child_sa_algorithms, chosen_proposal
 from .lifecycle import Lifecycle, build_lifecycle, ike_fields, sa_fields
 from .records import ExchangeRow, FlowRow, IkeSaRow, SaRow
 from .sequence import sa_row_fields
-from .tracker import (ICMP_ERROR_REV, FL_BY_FWD, FL_BY_REV, FL_FIRST_CAP, FL_FIRST_FRAME, FL_FIRST_TS, FL_LAST_FRAME,
-                      FL_LAST_TS, FL_PK_FWD, FL_PK_REV, FL_PROTECTED, FL_TCP, SA_BYTES, SA_ENCAP,
+from .tracker import (ICMP_ERROR_REV, SA_BYTES, SA_ENCAP,
                       SA_FIRST_CAP, SA_FIRST_FRAME, SA_FIRST_TS, SA_FRAGMENTS, SA_INNER, SA_LAST_CAP,
                       SA_LAST_FRAME, SA_LAST_TS, SA_PACKETS, SA_SEQ_FIRST, SA_SEQ_LAST, TCP_FIRST_SYN,
                       TCP_RST_REV, TCP_SYNACK_REV, Tracker, sa_sequence)
@@ -234,26 +233,28 @@ def tcp_state(bits: int) -> str:
     return "unanswered"
 
 
-def udp_state(f: list) -> str:
+def udp_state(bits: int, packets_rev: int) -> str:
     """UDP: accepted (the responder answered), rejected (an ICMP error came back), unanswered."""
-    if f[FL_TCP] & ICMP_ERROR_REV:
+    if bits & ICMP_ERROR_REV:
         return "rejected"
-    return "accepted" if f[FL_PK_REV] else "unanswered"
+    return "accepted" if packets_rev else "unanswered"
 
 
 def flow_table(tr: Tracker) -> list[FlowRow]:
+    fl = tr.flows
+    captures = tr.captures
     rows = []
-    for (proto, addrs, sport, dport), f in tr.flows.items():
+    for ((proto, addrs, sport, dport), pk_fwd, pk_rev, by_fwd, by_rev, first_ts, last_ts, first_frame, last_frame,
+         bits, protected, cap) in zip(fl.index, fl.pk_fwd, fl.pk_rev, fl.by_fwd, fl.by_rev, fl.first_ts, fl.last_ts,
+                                      fl.first_frame, fl.last_frame, fl.tcp, fl.protected, fl.first_cap):
         src, dst = split(addrs)
         rows.append(FlowRow(
             proto=proto_name(proto), src=addr_text(src), sport=sport, dst=addr_text(dst), dport=dport,
-            packets=f[FL_PK_FWD] + f[FL_PK_REV], bytes=f[FL_BY_FWD] + f[FL_BY_REV],
-            packets_fwd=f[FL_PK_FWD], packets_rev=f[FL_PK_REV],
-            bytes_fwd=f[FL_BY_FWD], bytes_rev=f[FL_BY_REV],
-            first_seen=f[FL_FIRST_TS], last_seen=f[FL_LAST_TS],
-            first_frame=f[FL_FIRST_FRAME], last_frame=f[FL_LAST_FRAME],
-            state=tcp_state(f[FL_TCP]) if proto == 6 else udp_state(f) if proto == 17 else None,
-            protected_by=f[FL_PROTECTED], capture=tr.captures[f[FL_FIRST_CAP]],
+            packets=pk_fwd + pk_rev, bytes=by_fwd + by_rev, packets_fwd=pk_fwd, packets_rev=pk_rev,
+            bytes_fwd=by_fwd, bytes_rev=by_rev, first_seen=first_ts, last_seen=last_ts,
+            first_frame=first_frame, last_frame=last_frame,
+            state=tcp_state(bits) if proto == 6 else udp_state(bits, pk_rev) if proto == 17 else None,
+            protected_by=protected, capture=captures[cap],
         ))
     rows.sort(key=lambda r: (r.capture, r.first_frame, r.proto, r.src, r.sport, r.dst, r.dport))
     return rows

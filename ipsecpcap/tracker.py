@@ -1,8 +1,9 @@
 """State: the aggregating sink of the fast path, and the partial result.
 
 A :class:`Tracker` receives events from :class:`ipsecpcap.decode.Decoder` and
-keeps one small mutable list per SA direction and per flow -- never one
-record per packet -- plus the IKE messages, which are rare.  Memory grows
+keeps one small mutable list per SA direction and one row per flow (in
+columns, :class:`Flows`) -- never one record per packet -- plus the IKE
+messages, which are rare.  Memory grows
 with the number of SAs and flows, not with the number of packets; an IKE
 message costs a few hundred bytes (see :meth:`Tracker.ike`).
 
@@ -16,6 +17,8 @@ from __future__ import annotations
 from array import array
 from typing import NamedTuple
 
+import numpy as np
+
 from .dissectors.records import IkeMessage, IkeSummary
 from .sequence import CAPTURE_SHIFT, FORCE, SeqState, SeqSummary, new_ring
 
@@ -28,11 +31,7 @@ SA_PACKETS, SA_BYTES, SA_FIRST_TS, SA_LAST_TS, SA_FIRST_FRAME, SA_LAST_FRAME, SA
 # none is, every packet goes to the slow path), SA_SEQ_RING 64 frames indexed
 # by seq & 63, SA_SEQ_STATE the rest of the state (a SeqState)
 
-# indexes into a flow entry
-FL_PK_FWD, FL_PK_REV, FL_BY_FWD, FL_BY_REV, FL_FIRST_TS, FL_LAST_TS, FL_FIRST_FRAME, \
-    FL_LAST_FRAME, FL_TCP, FL_PROTECTED, FL_FIRST_CAP, FL_LAST_CAP = range(12)
-
-# TCP observations kept per flow (bits of FL_TCP)
+# TCP observations kept per flow (bits of Flows.tcp)
 TCP_FIRST_SYN = 1  # the first packet seen was a SYN without ACK from the initiator
 TCP_SYN_FWD = 2  # a SYN (no ACK) from the initiator
 TCP_SYNACK_REV = 4  # a SYN-ACK from the responder
@@ -71,13 +70,82 @@ class IkeEvent(NamedTuple):
     raw: bytes  # the message as sent (non-ESP marker removed), for decryption; b"": see Tracker.ike
 
 
+class Flows:
+    """The flows of a tracker: one row each, in columns.
+
+    ``index`` maps a flow's key -- (proto, addrs, sport, dport), the
+    initiator's end first -- to its row; rows are numbered in the order the
+    flows appeared, which is the index's order.  Each column is an
+    ``array.array`` of 8-byte values (a flow costs about 90 bytes of columns
+    beside its key, where a list of Python ints and floats cost about 450),
+    updated in place one packet at a time by :meth:`Tracker.flow`, and a
+    whole batch at a time through numpy views (:meth:`views`, used by
+    :mod:`ipsecpcap.vector`).
+
+    Columns: packets and bytes from the initiator (``pk_fwd``, ``by_fwd``)
+    and from the responder (``pk_rev``, ``by_rev``); first and last packet
+    (``first_ts``, ``last_ts``, ``first_frame``, ``last_frame``, and the
+    captures they were in, ``first_cap``, ``last_cap``); the TCP and ICMP
+    observations (``tcp``, the ``TCP_*`` / ``ICMP_ERROR_REV`` bits); and, a
+    list, what protected the first packet (``protected``: an AH SPI as text,
+    or None)."""
+
+    INTS = ("pk_fwd", "pk_rev", "by_fwd", "by_rev", "first_frame", "last_frame", "tcp", "first_cap", "last_cap")
+    FLOATS = ("first_ts", "last_ts")
+    __slots__ = ("index", "protected") + INTS + FLOATS
+
+    def __init__(self):
+        self.index: dict[tuple, int] = {}
+        self.protected: list[str | None] = []
+        for name in self.INTS:
+            setattr(self, name, array("q"))
+        for name in self.FLOATS:
+            setattr(self, name, array("d"))
+
+    def __len__(self) -> int:
+        return len(self.protected)
+
+    def add(self, key: tuple, pk_fwd: int, pk_rev: int, by_fwd: int, by_rev: int, ts: float, frame: int,
+            tcp: int, protected: str | None, cap: int = 0) -> int:
+        """A new flow with one packet (or, merging, a flow's totals); returns its row."""
+        i = self.index[key] = len(self.protected)
+        self.protected.append(protected)
+        self.pk_fwd.append(pk_fwd)
+        self.pk_rev.append(pk_rev)
+        self.by_fwd.append(by_fwd)
+        self.by_rev.append(by_rev)
+        self.first_ts.append(ts)
+        self.last_ts.append(ts)
+        self.first_frame.append(frame)
+        self.last_frame.append(frame)
+        self.tcp.append(tcp)
+        self.first_cap.append(cap)
+        self.last_cap.append(cap)
+        return i
+
+    def row(self, i: int) -> dict:
+        """Row ``i`` as a dict of its columns (for tests and merging)."""
+        out = {name: getattr(self, name)[i] for name in self.INTS + self.FLOATS}
+        out["protected"] = self.protected[i]
+        return out
+
+    def views(self) -> tuple:
+        """numpy views of ``pk_fwd, pk_rev, by_fwd, by_rev, last_ts, last_frame, tcp``, to
+        update many rows at once.  While a view lives, no flow can be added (an
+        ``array.array`` that exports its buffer cannot grow): drop them before."""
+        i8, f8 = np.int64, np.float64
+        return (np.frombuffer(self.pk_fwd, i8), np.frombuffer(self.pk_rev, i8), np.frombuffer(self.by_fwd, i8),
+                np.frombuffer(self.by_rev, i8), np.frombuffer(self.last_ts, f8), np.frombuffer(self.last_frame, i8),
+                np.frombuffer(self.tcp, i8))
+
+
 class Tracker:
     """Aggregates the decoder's events.  See the module docstring."""
 
     def __init__(self, capture: str = "-", keep_ike_ciphertext: bool = True):
         self.captures: list[str] = [capture]
         self.sas: dict[tuple, list] = {}  # (proto, spi, addrs) -> SA entry
-        self.flows: dict[tuple, list] = {}  # (proto, addrs, sport, dport) initiator first -> flow entry
+        self.flows = Flows()
         self.ike_events: list[IkeEvent] = []
         # the first packet of each ESP SA direction, from the SPI on: (length, head, tail),
         # for the NULL-encryption heuristic (ipsecpcap.nullesp); one per SA, never per packet
@@ -160,43 +228,40 @@ class Tracker:
             s[13] = s[15].packet(seq, frame, s[13], s[14])
 
     def flow(self, frame, ts, proto, addrs, sport, dport, length, tcp_flags, protected_by):
-        """One packet of a flow.  Returns the flow's entry and whether this packet's sender
+        """One packet of a flow.  Returns the flow's row and whether this packet's sender
         is its initiator (the bulk path of :mod:`ipsecpcap.vector` goes on from there)."""
-        flows = self.flows
-        k = (proto, addrs, sport, dport)
-        f = flows.get(k)
-        if f is not None:
-            f[0] += 1
-            f[2] += length
-            if ts >= f[5]:
-                f[5] = ts
-                f[7] = frame
+        fl = self.flows
+        i = fl.index.get((proto, addrs, sport, dport))
+        if i is not None:
+            fl.pk_fwd[i] += 1
+            fl.by_fwd[i] += length
+            if ts >= fl.last_ts[i]:
+                fl.last_ts[i] = ts
+                fl.last_frame[i] = frame
             if proto == IPPROTO_TCP:
-                f[8] |= _tcp_fwd(tcp_flags, f[8])
-            return f, True
+                fl.tcp[i] |= _tcp_fwd(tcp_flags, fl.tcp[i])
+            return i, True
         rk = (proto, swap(addrs), dport, sport)
-        f = flows.get(rk)
-        if f is not None:
-            f[1] += 1
-            f[3] += length
-            if ts >= f[5]:
-                f[5] = ts
-                f[7] = frame
+        i = fl.index.get(rk)
+        if i is not None:
+            fl.pk_rev[i] += 1
+            fl.by_rev[i] += length
+            if ts >= fl.last_ts[i]:
+                fl.last_ts[i] = ts
+                fl.last_frame[i] = frame
             if proto == IPPROTO_TCP:
-                f[8] |= _tcp_rev(tcp_flags)
-            return f, False
+                fl.tcp[i] |= _tcp_rev(tcp_flags)
+            return i, False
         # a new flow: the sender is the initiator, except for a SYN-ACK, which
         # the responder sends (the SYN was not captured)
         if proto == IPPROTO_TCP and tcp_flags & (_SYN | _ACK) == _SYN | _ACK:
-            f = flows[rk] = [0, 1, 0, length, ts, ts, frame, frame, TCP_SYNACK_REV, protected_by, 0, 0]
-            return f, False
+            return fl.add(rk, 0, 1, 0, length, ts, frame, TCP_SYNACK_REV, protected_by), False
         bits = 0
         if proto == IPPROTO_TCP:
             bits = _tcp_fwd(tcp_flags, 0)
             if tcp_flags & (_SYN | _ACK | _RST) == _SYN:
                 bits |= TCP_FIRST_SYN
-        f = flows[k] = [1, 0, length, 0, ts, ts, frame, frame, bits, protected_by, 0, 0]
-        return f, True
+        return fl.add((proto, addrs, sport, dport), 1, 0, length, 0, ts, frame, bits, protected_by), True
 
     # ------------------------------------------------------------------ sink: rare events
     def ike(self, frame, ts, addrs, sport, dport, msg, marker, fragments, raw):
@@ -220,9 +285,9 @@ class Tracker:
         """An ICMP error quoting a packet of a known flow marks that flow."""
         if quoted_flow is None:
             return
-        f = self.flows.get(quoted_flow)
-        if f is not None:
-            f[8] |= ICMP_ERROR_REV
+        i = self.flows.index.get(quoted_flow)
+        if i is not None:
+            self.flows.tcp[i] |= ICMP_ERROR_REV
 
     def truncated_ipsec(self, frame, ts, addrs, protocol, spi, encap):
         """An ESP header cut short by the snap length: counted as malformed
@@ -280,21 +345,21 @@ class Tracker:
                 s[SA_INNER] = inner
         for k, v in other.esp_samples.items():
             self.esp_samples.setdefault(k, v)
-        for k, o in other.flows.items():
-            o = list(o)
-            o[FL_FIRST_CAP] += base
-            o[FL_LAST_CAP] += base
-            f = self.flows.get(k)
-            if f is not None:
-                _merge_flow(f, o, reverse=False)
+        mine, theirs = self.flows, other.flows
+        for k, j in theirs.index.items():
+            o = theirs.row(j)
+            i = mine.index.get(k)
+            if i is not None:
+                _merge_flow(mine, i, o, base, reverse=False)
                 continue
             proto, addrs, sport, dport = k
-            rk = (proto, swap(addrs), dport, sport)
-            f = self.flows.get(rk)
-            if f is not None:
-                _merge_flow(f, o, reverse=True)
-            else:
-                self.flows[k] = o
+            i = mine.index.get((proto, swap(addrs), dport, sport))
+            if i is not None:
+                _merge_flow(mine, i, o, base, reverse=True)
+                continue
+            i = mine.add(k, o["pk_fwd"], o["pk_rev"], o["by_fwd"], o["by_rev"], o["first_ts"], o["first_frame"],
+                         o["tcp"], o["protected"], o["first_cap"] + base)
+            mine.last_ts[i], mine.last_frame[i], mine.last_cap[i] = o["last_ts"], o["last_frame"], o["last_cap"] + base
         for ev in other.ike_events:
             self.ike_events.append(IkeEvent(ev.capture + base, ev.frame, ev.ts, ev.addrs, ev.sport, ev.dport,
                                      ev.marker, ev.fragments, ev.msg, ev.raw))
@@ -353,13 +418,12 @@ _SWAP_BITS = ((TCP_RST_REV, TCP_RST_FWD), (TCP_FIN_REV, TCP_FIN_FWD))
 # ICMP_ERROR_REV has no forward twin: from the other end it is dropped
 
 
-def _merge_flow(f: list, o: list, reverse: bool) -> None:
-    """Merge flow entry ``o`` (later) into ``f``; ``reverse`` when ``o`` was
-    keyed from the other end."""
+def _merge_flow(fl: Flows, i: int, o: dict, base: int, reverse: bool) -> None:
+    """Merge flow ``o`` (a later slice's row, :meth:`Flows.row`; its captures numbered
+    from ``base`` on) into row ``i``; ``reverse`` when ``o`` was keyed from the other end."""
+    pk_fwd, pk_rev, by_fwd, by_rev, bits = o["pk_fwd"], o["pk_rev"], o["by_fwd"], o["by_rev"], o["tcp"]
     if reverse:
-        o[FL_PK_FWD], o[FL_PK_REV] = o[FL_PK_REV], o[FL_PK_FWD]
-        o[FL_BY_FWD], o[FL_BY_REV] = o[FL_BY_REV], o[FL_BY_FWD]
-        bits = o[FL_TCP]
+        pk_fwd, pk_rev, by_fwd, by_rev = pk_rev, pk_fwd, by_rev, by_fwd
         swapped = 0
         for a, b in _SWAP_BITS:
             if bits & a:
@@ -367,15 +431,15 @@ def _merge_flow(f: list, o: list, reverse: bool) -> None:
             if bits & b:
                 swapped |= a
         # a SYN-ACK the later slice saw as "from its responder" was sent by our initiator: drop it
-        o[FL_TCP] = swapped
+        bits = swapped
     else:
-        o[FL_TCP] &= ~TCP_FIRST_SYN  # only the first slice knows how the flow began
-    f[FL_PK_FWD] += o[FL_PK_FWD]
-    f[FL_PK_REV] += o[FL_PK_REV]
-    f[FL_BY_FWD] += o[FL_BY_FWD]
-    f[FL_BY_REV] += o[FL_BY_REV]
-    if o[FL_LAST_TS] >= f[FL_LAST_TS]:
-        f[FL_LAST_TS], f[FL_LAST_FRAME], f[FL_LAST_CAP] = o[FL_LAST_TS], o[FL_LAST_FRAME], o[FL_LAST_CAP]
-    if f[FL_TCP] & TCP_SYNACK_REV:
-        o[FL_TCP] |= TCP_DATA_FWD if o[FL_PK_FWD] else 0
-    f[FL_TCP] |= o[FL_TCP]
+        bits &= ~TCP_FIRST_SYN  # only the first slice knows how the flow began
+    fl.pk_fwd[i] += pk_fwd
+    fl.pk_rev[i] += pk_rev
+    fl.by_fwd[i] += by_fwd
+    fl.by_rev[i] += by_rev
+    if o["last_ts"] >= fl.last_ts[i]:
+        fl.last_ts[i], fl.last_frame[i], fl.last_cap[i] = o["last_ts"], o["last_frame"], o["last_cap"] + base
+    if fl.tcp[i] & TCP_SYNACK_REV and pk_fwd:
+        bits |= TCP_DATA_FWD
+    fl.tcp[i] |= bits

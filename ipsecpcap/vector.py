@@ -96,7 +96,7 @@ from .decode import ETH_IPV4, ETH_IPV6, IKE_PORT, LINKTYPE_ETHERNET, NATT_PORT, 
 from .dissectors.ike import IKE_HEADER_LEN
 from .reader import _cwalk
 from .tracker import (FORCE, IPPROTO_AH, IPPROTO_ESP, TCP_DATA_FWD, TCP_FIN_FWD, TCP_FIN_REV, TCP_RST_FWD, TCP_RST_REV,
-                      TCP_SYN_FWD, TCP_SYNACK_REV, _tcp_fwd, _tcp_rev)
+                      TCP_SYN_FWD, TCP_SYNACK_REV)
 
 HEAD_BYTES = 50  # Ethernet 14 + IPv4 20 + UDP 8 + ESP SPI and sequence 8
 _COLS = np.arange(HEAD_BYTES, dtype=np.int64)
@@ -312,92 +312,112 @@ class Batch:
         self.frames = 0
 
 
-class _SeenSAs:
-    """The set of ESP SA keys (SPI, 64-bit IPv4 address pair) seen so far, asked about a
-    whole array of keys at once: each block asks for its SAs' first packets whether
-    they are new (a set look-up per SA per block was most of the classifier's time).
+class _KeyTable:
+    """A map from keys of two 64-bit words to non-negative integers, asked about a
+    whole array of keys at once (a Python dict asked key by key was most of the time
+    of the questions it answers: see :class:`_SeenSAs` and :class:`_FlowGroups`).
 
     An open-addressing hash table in numpy arrays, exact (a slot holds the whole key;
-    an empty slot has SPI -1, which no 32-bit SPI is): a key's first slot comes from
-    a multiplicative hash of its SPI and address pair, and it sits in the first free
-    slot from there on (linear probing).  All questions probe together, one numpy
-    step per slot, so the longest probe sets the number of steps: the table is a
-    power of two at most an eighth full (16 bytes a slot), where on the 1M benchmark
-    capture (2,220 SAs) no key sits more than 2 slots past its first (10 in a table
-    half full).  There, the classifier's questions take 0.05 s; two binary searches
-    over the sorted keys (``searchsorted``) took 0.2 s.  Keys added are inserted at
-    the next question."""
+    an empty slot has -1 as its first word, which no key has: keys' first words are
+    below 2**63): a key's first slot comes from a multiplicative hash of its two
+    words, and it sits in the first free slot from there on (linear probing).  All
+    questions probe together, one numpy step per slot, so the longest probe sets the
+    number of steps: the table is a power of two with ``sparse`` slots a key at least
+    (24 bytes a slot).  An eighth full, on the 1M benchmark capture (2,220 SAs), no
+    key sits more than 2 slots past its first (10 in a table half full); the flows
+    (18k on that capture, 72k on 5M) take a table at most half full.  Keys put are
+    inserted at the next question."""
 
     _MIN = 64  # slots of the empty table
-    _SPARSE = 8  # slots per key at least
 
-    def __init__(self):
-        self._new: set[tuple[int, int]] = set()  # added since the last question
+    def __init__(self, sparse: int = 8):
+        self._new: dict[tuple[int, int], int] = {}  # put since the last question
         self._count = 0
+        self._sparse = sparse  # slots per key at least
         self._alloc(self._MIN)
 
     def _alloc(self, size: int) -> None:
-        self._spi = np.full(size, -1, dtype=np.int64)
-        self._addr = np.zeros(size, dtype=np.uint64)
+        self._k1 = np.full(size, -1, dtype=np.int64)
+        self._k2 = np.zeros(size, dtype=np.uint64)
+        self._val = np.zeros(size, dtype=np.int64)
         self._shift = np.uint64(64 - (size.bit_length() - 1))  # the hash's top bits index the table
 
-    def _slot(self, spi: np.ndarray, addr: np.ndarray) -> np.ndarray:
-        """The first slot of each key: the top bits of (address pair XOR SPI * odd constant)
-        times 2**64 / golden ratio, modulo 2**64 (Fibonacci hashing)."""
-        h = (addr ^ (spi.astype(np.uint64) * np.uint64(0xC2B2AE3D27D4EB4F))) * np.uint64(0x9E3779B97F4A7C15)
+    def _slot(self, k1: np.ndarray, k2: np.ndarray) -> np.ndarray:
+        """The first slot of each key: the top bits of (k2 XOR k1 * odd constant) times
+        2**64 / golden ratio, modulo 2**64 (Fibonacci hashing)."""
+        h = (k2 ^ (k1.astype(np.uint64) * np.uint64(0xC2B2AE3D27D4EB4F))) * np.uint64(0x9E3779B97F4A7C15)
         return (h >> self._shift).astype(np.int64)
 
-    def add(self, spi: int, addr: int) -> None:
-        self._new.add((spi, addr))
+    def put(self, k1: int, k2: int, value: int) -> None:
+        """Add a key (not in the table yet) with its value."""
+        self._new[(k1, k2)] = value
 
-    def _insert(self, spi: np.ndarray, addr: np.ndarray) -> None:
+    def _insert(self, k1: np.ndarray, k2: np.ndarray, val: np.ndarray) -> None:
         """Put keys (distinct, not in the table, the table big enough) each in the first
         free slot from its hash on; where several want one free slot, the first gets it
         and the others probe on."""
-        mask = len(self._spi) - 1
-        h = self._slot(spi, addr)
+        mask = len(self._k1) - 1
+        h = self._slot(k1, k2)
         while len(h):
-            free = np.flatnonzero(self._spi[h] < 0)
+            free = np.flatnonzero(self._k1[h] < 0)
             _, first = np.unique(h[free], return_index=True)
             put = free[first]
-            self._spi[h[put]] = spi[put]
-            self._addr[h[put]] = addr[put]
+            self._k1[h[put]] = k1[put]
+            self._k2[h[put]] = k2[put]
+            self._val[h[put]] = val[put]
             left = np.ones(len(h), dtype=bool)
             left[put] = False
-            spi, addr, h = spi[left], addr[left], (h[left] + 1) & mask
+            k1, k2, val, h = k1[left], k2[left], val[left], (h[left] + 1) & mask
 
     def _merge(self) -> None:
-        new = np.array(sorted(self._new), dtype=np.uint64).reshape(-1, 2)
-        self._new = set()
-        spi, addr = new[:, 0].astype(np.int64), new[:, 1]
+        new = sorted(self._new.items())
+        self._new = {}
+        k1 = np.array([k[0] for k, v in new], dtype=np.int64)
+        k2 = np.array([k[1] for k, v in new], dtype=np.uint64)
+        val = np.array([v for k, v in new], dtype=np.int64)
         self._count += len(new)
-        size = len(self._spi)
-        if self._SPARSE * self._count > size:  # grow: rebuild with all the keys
-            used = self._spi >= 0
-            spi, addr = np.concatenate((self._spi[used], spi)), np.concatenate((self._addr[used], addr))
-            while self._SPARSE * self._count > size:
+        size = len(self._k1)
+        if self._sparse * self._count > size:  # grow: rebuild with all the keys
+            used = self._k1 >= 0
+            k1, k2, val = (np.concatenate((x[used], y)) for x, y in ((self._k1, k1), (self._k2, k2), (self._val, val)))
+            while self._sparse * self._count > size:
                 size *= 2
             self._alloc(size)
-        self._insert(spi, addr)
+        self._insert(k1, k2, val)
 
-    def contains(self, spi: np.ndarray, addr: np.ndarray) -> np.ndarray:
-        """Which of the keys (SPIs, address pairs as unsigned 64-bit) are in the set."""
+    def get(self, k1: np.ndarray, k2: np.ndarray) -> np.ndarray:
+        """The value of each key (first words, second words as unsigned 64-bit), -1 where
+        the key is not in the table."""
         if self._new:
             self._merge()
-        spi = spi.astype(np.int64)
-        addr = addr.astype(np.uint64)
-        mask = len(self._spi) - 1
-        h = self._slot(spi, addr)
-        found = np.zeros(len(spi), dtype=bool)
-        at = np.arange(len(spi))  # the questions still probing
+        k1 = k1.astype(np.int64)
+        k2 = k2.astype(np.uint64)
+        mask = len(self._k1) - 1
+        h = self._slot(k1, k2)
+        found = np.full(len(k1), -1, dtype=np.int64)
+        at = np.arange(len(k1))  # the questions still probing
         while True:
-            s = self._spi[h]
-            hit = (s == spi) & (self._addr[h] == addr)
-            found[at[hit]] = True
+            s = self._k1[h]
+            hit = (s == k1) & (self._k2[h] == k2)
+            found[at[hit]] = self._val[h[hit]]
             go = ~hit & (s >= 0)  # neither the key nor a free slot: probe the next
             if not go.any():
                 return found
-            at, spi, addr, h = at[go], spi[go], addr[go], (h[go] + 1) & mask
+            at, k1, k2, h = at[go], k1[go], k2[go], (h[go] + 1) & mask
+
+
+class _SeenSAs(_KeyTable):
+    """The set of ESP SA keys (SPI, 64-bit IPv4 address pair) seen so far: each block
+    asks for its SAs' first packets whether they are new.  There, on the 1M benchmark
+    capture, the classifier's questions take 0.05 s; two binary searches over the
+    sorted keys (``searchsorted``) took 0.2 s."""
+
+    def add(self, spi: int, addr: int) -> None:
+        self.put(spi, addr, 0)
+
+    def contains(self, spi: np.ndarray, addr: np.ndarray) -> np.ndarray:
+        """Which of the keys (SPIs, address pairs as unsigned 64-bit) are in the set."""
+        return self.get(spi, addr) >= 0
 
 
 class Classifier:
@@ -735,11 +755,11 @@ class Applier:
         self.tracker = tracker
         self.counts: dict[str, int] = {}
         self._addrs: dict[int, bytes] = {}  # 64-bit address pair -> 8 bytes (a cache)
-        # the tracker's entries by the groups' own keys: an SA entry or a flow entry is
+        # the tracker's entries by the groups' own keys: an SA entry or a flow row is
         # created once and only ever updated in place, so these stay valid
         self._sa_cache: dict[tuple, list] = {}  # (spi, address pair) -> ESP SA entry
         self._ah_cache: dict[tuple, list] = {}  # (spi, address pair) -> AH SA entry
-        self._flow_cache: dict[tuple, tuple] = {}  # (proto, lo, hi) -> (flow entry, initiator's d)
+        self._flows = _KeyTable(sparse=2)  # (proto, lo, hi) -> flow row * 2 + initiator's d (see _FlowGroups)
 
     def apply(self, batch: Batch | Taken) -> None:
         """Apply a batch (a :class:`Taken` one is grouped first)."""
@@ -748,7 +768,7 @@ class Applier:
         tr = self.tracker
         calls, samples = batch.calls, batch.samples
         esp, flows = batch.esp, batch.flows
-        sa_cache, flow_cache = self._sa_cache, self._flow_cache
+        sa_cache, flow_table = self._sa_cache, self._flows
         todo = batch.todo
         # Known SAs and flows first, in tight loops: a group whose SA or flow entry exists
         # touches nothing but that entry (no other frame of the batch shares its key), so
@@ -764,8 +784,7 @@ class Applier:
             todo = _drop_done(todo, 1, esp.apply_known(_ids(todo, 1), sa_cache))
             esp_apply = esp.apply
         if flows is not None:
-            flows.prepare()
-            todo = _drop_done(todo, 2, flows.apply_known(_ids(todo, 2), flow_cache))
+            todo = _drop_done(todo, 2, flows.apply_known(todo[todo[:, 0] == 2, 1], flow_table, tr.flows))
             flow_apply = flows.apply
         methods = {name: getattr(tr, name) for name in ("ah", "flow", "icmp_error", "keepalive", "truncated_ipsec")}
         addrs_of = self.addrs_of
@@ -773,7 +792,7 @@ class Applier:
             if kind == 1:
                 esp_apply(i, tr, addrs_of, samples, sa_cache)
             elif kind == 2:
-                flow_apply(i, tr, addrs_of, flow_cache)
+                flow_apply(i, tr, addrs_of, flow_table)
             elif kind == 3:
                 ah_apply(i, tr, addrs_of, samples, ah_cache)
             else:
@@ -786,6 +805,8 @@ class Applier:
                     tr.ike(frame, ts, addrs, sport, dport, Decoder.parse_ike(raw), marker, fragments, raw)
                 else:
                     methods[name](*args)
+        if flows is not None:
+            flows.apply_rest(tr.flows)
         counts = self.counts
         for k, v in batch.counts.items():
             counts[k] = counts.get(k, 0) + v
@@ -804,9 +825,9 @@ def _ids(todo, kind) -> list[int]:
     return todo[todo[:, 0] == kind, 1].tolist()
 
 
-def _drop_done(todo, kind, done: list[int]):
+def _drop_done(todo, kind, done):
     """``todo`` without the groups of ``kind`` listed in ``done``."""
-    if not done:
+    if not len(done):
         return todo
     is_kind = todo[:, 0] == kind
     gone = np.zeros(int(todo[is_kind, 1].max()) + 1, dtype=bool)
@@ -1022,7 +1043,17 @@ class _AhGroups(_EspGroups):
 class _FlowGroups:
     """The TCP and UDP frames of a batch grouped by flow, both directions together.
     ``prot``: the SPI of the AH that protected the frame, -1 for none (a new flow
-    records what protected its first frame)."""
+    records what protected its first frame).
+
+    The applier takes the groups it applies in two steps.  :meth:`apply_known`: the
+    groups whose flow its table knows (a :class:`_KeyTable` from protocol and the two
+    endpoints to the flow's row in :class:`~ipsecpcap.tracker.Flows` and the
+    direction of its initiator) are added to the flow columns all at once, with
+    numpy.  The others in frame order, among the batch's calls (:meth:`apply`): the
+    first frame goes through :meth:`Tracker.flow`, which finds or makes the flow and
+    tells its direction; and when the batch is done (:meth:`apply_rest`), the rest of
+    those groups' frames are added all at once too: no other frame of the batch
+    touches their flows."""
 
     def __init__(self, idx, pr, addr, sp, dp, iplen, flags, ts, frame, prot):
         m = len(idx)
@@ -1039,58 +1070,20 @@ class _FlowGroups:
         new[1:] = (pr[1:] != pr[:-1]) | (lo[1:] != lo[:-1]) | (hi[1:] != hi[:-1])
         starts = np.flatnonzero(new)
         self.first = idx[starts]
-        self.starts = starts.tolist()
-        self.ends = self.starts[1:] + [m]
-        self.keys = list(zip(pr[starts].tolist(), lo[starts].tolist(), hi[starts].tolist()))
-        self._sorted = (new, starts, m, pr, addr, sp, dp, d, iplen, flags, ts, frame)
-        self.first_prot = prot[starts].tolist()
+        self.starts = starts
+        self._sorted = (m, pr.astype(np.int64), addr, sp, dp, d, lo, hi, iplen, flags, ts, frame, prot)
 
-    def prepare(self) -> None:
-        """What the applier needs besides the sorted frames (done by the applier: with
-        --jobs 2 that is the other process)."""
-        new, starts, m, pr, addr, sp, dp, d, iplen, flags, ts, frame = self._sorted
-        self.proto = pr[starts].tolist()
-        self.addr = addr[starts].tolist()
-        self.sport = sp[starts].tolist()
-        self.dport = dp[starts].tolist()
-        self.d = d[starts].tolist()
-        last = np.append(starts[1:], m) - 1
-        self.first_frame, self.first_ts = frame[starts].tolist(), ts[starts].tolist()
-        self.first_len, self.first_flags = iplen[starts].tolist(), flags[starts].tolist()
-        self.last_frame, self.last_ts = frame[last].tolist(), ts[last].tolist()
-        # the first frame of a group is applied on its own; the rest are summed per direction
-        tail = ~new
-        d1 = d & tail
-        d0 = ~d & tail
-        add = np.add.reduceat
-        self.n1 = add(d1, starts).tolist()
-        self.n0 = add(d0, starts).tolist()
-        self.b1 = add(np.where(d1, iplen, 0), starts).tolist()
-        self.b0 = add(np.where(d0, iplen, 0), starts).tolist()
-        self.tcp = None
-        is_tcp = pr == 6
-        if is_tcp.any():
-            f = np.where(is_tcp & tail, flags, 0)
-            syn, ack, rst, fin = (f & _SYN) != 0, (f & _ACK) != 0, (f & _RST) != 0, (f & _FIN) != 0
-            # Tracker._tcp_fwd / _tcp_rev, for every packet as if sent by the initiator / the responder
-            fwd = np.where(syn & ~ack, TCP_SYN_FWD, 0) | np.where(rst, TCP_RST_FWD, 0) | np.where(fin, TCP_FIN_FWD, 0)
-            rev = np.where(syn & ack, TCP_SYNACK_REV, 0) | np.where(rst, TCP_RST_REV, 0) | np.where(fin, TCP_FIN_REV, 0)
-            pos = np.arange(m)
-            orr = np.bitwise_or.reduceat
-            synack = syn & ack
-            self.tcp = (
-                (orr(np.where(d0, fwd, 0), starts).tolist(), orr(np.where(d1, fwd, 0), starts).tolist()),
-                (orr(np.where(d0, rev, 0), starts).tolist(), orr(np.where(d1, rev, 0), starts).tolist()),
-                (np.minimum.reduceat(np.where(d0 & synack, pos, _NONE), starts).tolist(),
-                 np.minimum.reduceat(np.where(d1 & synack, pos, _NONE), starts).tolist()),
-                (np.maximum.reduceat(np.where(d0 & ack, pos, -1), starts).tolist(),
-                 np.maximum.reduceat(np.where(d1 & ack, pos, -1), starts).tolist()),
-            )
-        del self._sorted
+    @property
+    def keys(self) -> list[tuple[int, int, int]]:
+        """Each group's (proto, lo, hi), as :func:`_flow_key` makes them."""
+        pr, lo, hi = self._sorted[1], self._sorted[6], self._sorted[7]
+        s = self.starts
+        return list(zip(pr[s].tolist(), lo[s].tolist(), hi[s].tolist()))
 
     def calls_of(self, g) -> list:
         """The decoder's calls for the frames of group ``g`` (position, method, arguments)."""
-        st, en = self.starts[g], self.ends[g]
+        st = int(self.starts[g])
+        en = int(self.starts[g + 1]) if g + 1 < len(self.starts) else len(self.members)
         pr, addr, sp, dp, iplen, flags, ts, frame, prot = (x[st:en].tolist() for x in self._frames)
         return [(p, "flow", (fr, t, x, a.to_bytes(8, "big"), s, d, n, fl if x == 6 else 0,
                              None if ah < 0 else _spi_text(ah)))
@@ -1101,95 +1094,110 @@ class _FlowGroups:
         """Forget what only the classifier needs (the batch is smaller to hand over)."""
         del self.members, self._frames, self.first
 
-    def apply_known(self, ids: list[int], cache: dict) -> list[int]:
-        """Apply the groups ``ids`` whose flow entry exists (what :meth:`apply` does for
-        them, in one loop).  Returns those done."""
-        get = cache.get
-        key, proto_l, d = self.keys, self.proto, self.d
-        first_len, first_flags = self.first_len, self.first_flags
-        n0, n1, b0, b1 = self.n0, self.n1, self.b0, self.b1
-        last_ts, last_frame, starts, ends = self.last_ts, self.last_frame, self.starts, self.ends
-        tcp = self.tcp
-        done = []
-        for g in ids:
-            hit = get(key[g])
-            if hit is None:
-                continue
-            f, fd = hit
-            tcp_flow = proto_l[g] == 6
-            if d[g] == fd:  # the first frame came from the initiator
-                f[0] += 1
-                f[2] += first_len[g]
-                if tcp_flow:
-                    f[8] |= _tcp_fwd(first_flags[g], f[8])
-            else:
-                f[1] += 1
-                f[3] += first_len[g]
-                if tcp_flow:
-                    f[8] |= _tcp_rev(first_flags[g])
-            # the rest, per direction (fd: 1 if the frames with d == 1 are the initiator's)
-            if fd:
-                f[0] += n1[g]
-                f[1] += n0[g]
-                f[2] += b1[g]
-                f[3] += b0[g]
-            else:
-                f[0] += n0[g]
-                f[1] += n1[g]
-                f[2] += b0[g]
-                f[3] += b1[g]
-            f[5] = last_ts[g]  # timestamps in order: the last is the latest
-            f[7] = last_frame[g]
-            if tcp_flow and ends[g] - starts[g] > 1:
-                fwd, rev, first_synack, last_ack = tcp
-                rd = 1 - fd
-                bits = f[8]
-                new = fwd[fd][g] | rev[rd][g]
-                la = last_ack[fd][g]
-                # a packet from the initiator with ACK after the SYN-ACK: the handshake completed
-                if la >= 0 and (bits & TCP_SYNACK_REV or first_synack[rd][g] < la):
-                    new |= TCP_DATA_FWD
-                f[8] = bits | new
-            done.append(g)
+    def apply_known(self, ids: np.ndarray, table: _KeyTable, fl) -> np.ndarray:
+        """Of the groups ``ids`` (those the batch applies), add those whose flow ``table``
+        knows to the flow columns ``fl`` (the tracker's :class:`Flows`) at once, and
+        make ready to apply the others (:meth:`apply`).  Returns the groups done."""
+        m, pr, addr, sp, dp, d, lo, hi, iplen, flags, ts, frame, prot = self._sorted
+        del self._sorted
+        starts = self.starts
+        k1 = (pr[starts] << 48) | lo[starts]  # proto and the lower endpoint (48 bits)
+        k2 = hi[starts].astype(np.uint64)
+        val = table.get(k1[ids], k2[ids])  # flow row * 2 + the initiator's d, -1: not known
+        known = val >= 0
+        slow = ids[~known]
+        # the first frame of a group not known goes through Tracker.flow, the rest is summed
+        use = np.ones(m, dtype=bool)
+        use[starts[slow]] = False
+        self._sums = _flow_sums(starts, m, pr, d, use, iplen, flags, ts, frame)
+        done = ids[known]
+        val = val[known]
+        _add_flows(fl, self._sums, done, val >> 1, val & 1)
+        # what apply() needs of the others, as Python values, by group
+        f = starts[slow]
+        self._slow = dict(zip(slow.tolist(), zip(
+            pr[f].tolist(), addr[f].tolist(), sp[f].tolist(), dp[f].tolist(), d[f].tolist(), frame[f].tolist(),
+            ts[f].tolist(), iplen[f].tolist(), flags[f].tolist(), prot[f].tolist(), k1[slow].tolist(),
+            k2[slow].tolist())))
+        self._made: list[tuple[int, int, int]] = []  # (group, flow row, the initiator's d) from apply()
         return done
 
-    def apply(self, g, tr, addrs_of, cache) -> None:
-        """Apply group ``g``, whose flow entry is not cached (:meth:`apply_known` took the
-        cached ones, and a batch has one group per flow): its first frame through
-        Tracker.flow (which decides who initiated a new flow), then the rest added per
-        direction.  ``cache``: (flow entry, the d of the initiator's frames) by (proto,
-        lo, hi)."""
-        proto, prot = self.proto[g], self.first_prot[g]
-        f, forward = tr.flow(self.first_frame[g], self.first_ts[g], proto, addrs_of(self.addr[g]), self.sport[g],
-                             self.dport[g], self.first_len[g], self.first_flags[g] if proto == 6 else 0,
-                             None if prot < 0 else _spi_text(prot))
-        # d is 1 for the frames whose source is the higher endpoint; fd: the initiator's d
-        fd = self.d[g] if forward else 1 - self.d[g]
-        cache[self.keys[g]] = (f, fd)
-        self._rest(g, f, fd, proto)
+    def apply(self, g, tr, addrs_of, table: _KeyTable) -> None:
+        """The first frame of group ``g``, whose flow the table did not know, through
+        Tracker.flow (which decides who initiated a new flow); the table learns the
+        flow.  The rest of the group waits for :meth:`apply_rest`."""
+        proto, addr, sport, dport, d, frame, ts, length, flags, prot, k1, k2 = self._slow[g]
+        row, forward = tr.flow(frame, ts, proto, addrs_of(addr), sport, dport, length, flags if proto == 6 else 0,
+                               None if prot < 0 else _spi_text(prot))
+        fd = d if forward else 1 - d  # d is 1 for the frames whose source is the higher endpoint
+        table.put(k1, k2, row << 1 | fd)
+        self._made.append((g, row, fd))
 
-    def _rest(self, g, f, fd, proto) -> None:
-        """The frames of group ``g`` after its first, added to flow entry ``f``
-        (``fd``: 1 if the frames with d == 1 are the initiator's)."""
-        if fd:
-            f[0] += self.n1[g]
-            f[1] += self.n0[g]
-            f[2] += self.b1[g]
-            f[3] += self.b0[g]
-        else:
-            f[0] += self.n0[g]
-            f[1] += self.n1[g]
-            f[2] += self.b0[g]
-            f[3] += self.b1[g]
-        f[5] = self.last_ts[g]  # timestamps in order: the last is the latest
-        f[7] = self.last_frame[g]
-        if proto == 6 and self.ends[g] - self.starts[g] > 1:
-            fwd, rev, first_synack, last_ack = self.tcp
-            rd = 1 - fd
-            bits = f[8]
-            new = fwd[fd][g] | rev[rd][g]
-            la = last_ack[fd][g]
-            # a packet from the initiator with ACK after the SYN-ACK: the handshake completed
-            if la >= 0 and (bits & TCP_SYNACK_REV or first_synack[rd][g] < la):
-                new |= TCP_DATA_FWD
-            f[8] = bits | new
+    def apply_rest(self, fl) -> None:
+        """The frames after the first of the groups :meth:`apply` took, added at once."""
+        if self._made:
+            g, rows, fd = (np.array(x, dtype=np.int64) for x in zip(*self._made))
+            _add_flows(fl, self._sums, g, rows, fd)
+        del self._sums, self._slow, self._made
+
+
+def _flow_sums(starts, m, pr, d, use, iplen, flags, ts, frame) -> tuple:
+    """Per group, over its frames marked in ``use``: packets and bytes of each end
+    (``d`` 1, ``d`` 0), the last frame and its time, and for TCP what
+    ``Tracker._tcp_fwd`` / ``_tcp_rev`` would observe from each end, the position of
+    the first SYN-ACK and of the last ACK from each end."""
+    add = np.add.reduceat
+    u1 = d & use
+    u0 = ~d & use
+    last = np.append(starts[1:], m) - 1
+    sums = (add(u1.astype(np.int64), starts), add(u0.astype(np.int64), starts),
+            add(np.where(u1, iplen, 0), starts), add(np.where(u0, iplen, 0), starts), ts[last], frame[last],
+            pr[starts] == 6)
+    is_tcp = pr == 6
+    if not is_tcp.any():
+        return sums + (None,)
+    f = np.where(is_tcp & use, flags, 0)
+    syn, ack, rst, fin = (f & _SYN) != 0, (f & _ACK) != 0, (f & _RST) != 0, (f & _FIN) != 0
+    # Tracker._tcp_fwd / _tcp_rev, for every packet as if sent by the initiator / the responder
+    fwd = np.where(syn & ~ack, TCP_SYN_FWD, 0) | np.where(rst, TCP_RST_FWD, 0) | np.where(fin, TCP_FIN_FWD, 0)
+    rev = np.where(syn & ack, TCP_SYNACK_REV, 0) | np.where(rst, TCP_RST_REV, 0) | np.where(fin, TCP_FIN_REV, 0)
+    pos = np.arange(m)
+    orr = np.bitwise_or.reduceat
+    synack = syn & ack
+    tcp = (orr(np.where(u0, fwd, 0), starts), orr(np.where(u1, fwd, 0), starts),
+           orr(np.where(u0, rev, 0), starts), orr(np.where(u1, rev, 0), starts),
+           np.minimum.reduceat(np.where(u0 & synack, pos, _NONE), starts),
+           np.minimum.reduceat(np.where(u1 & synack, pos, _NONE), starts),
+           np.maximum.reduceat(np.where(u0 & ack, pos, -1), starts),
+           np.maximum.reduceat(np.where(u1 & ack, pos, -1), starts))
+    return sums + (tcp,)
+
+
+def _add_flows(fl, sums, g, rows, fd) -> None:
+    """Add the sums of groups ``g`` (:func:`_flow_sums`) to the flow ``rows`` (distinct;
+    ``fd``: 1 where the frames with d 1 are the initiator's), what Tracker.flow does
+    frame by frame.  The timestamps are in order: a group's last frame is the flow's."""
+    if not len(g):
+        return
+    n1, n0, b1, b0, last_ts, last_frame, is_tcp, tcp = sums
+    pk_fwd, pk_rev, by_fwd, by_rev, lts, lfr, bits = fl.views()
+    fd = fd.astype(bool)
+    n1, n0, b1, b0 = n1[g], n0[g], b1[g], b0[g]
+    pk_fwd[rows] += np.where(fd, n1, n0)
+    pk_rev[rows] += np.where(fd, n0, n1)
+    by_fwd[rows] += np.where(fd, b1, b0)
+    by_rev[rows] += np.where(fd, b0, b1)
+    lts[rows] = last_ts[g]
+    lfr[rows] = last_frame[g]
+    if tcp is None:
+        return
+    t = is_tcp[g]
+    g, rows, fd = g[t], rows[t], fd[t]
+    fwd0, fwd1, rev0, rev1, synack0, synack1, ack0, ack1 = (x[g] for x in tcp)
+    new = np.where(fd, fwd1 | rev0, fwd0 | rev1)  # the initiator's frames seen forward, the responder's back
+    last_ack = np.where(fd, ack1, ack0)  # the initiator's
+    first_synack = np.where(fd, synack0, synack1)  # the responder's
+    old = bits[rows]
+    # a packet from the initiator with ACK after the SYN-ACK: the handshake completed
+    done = (last_ack >= 0) & (((old & TCP_SYNACK_REV) != 0) | (first_synack < last_ack))
+    bits[rows] = old | new | np.where(done, TCP_DATA_FWD, 0)

@@ -48,7 +48,8 @@ def tables(tracker) -> dict:
     out["summary"] = a.summary()
     out["esp_samples"] = list(tracker.esp_samples.items())
     out["sa_order"] = list(tracker.sas)
-    out["flow_order"] = list(tracker.flows)
+    out["flow_order"] = list(tracker.flows.index)
+    out["flow_rows"] = [tracker.flows.row(i) for i in range(len(tracker.flows))]  # with the raw TCP bits
     out["keepalives"] = tracker.keepalives
     return out
 
@@ -147,9 +148,9 @@ def test_seen_sas_is_a_set():
     assert len(first) > 20 and len(second) > 20
     keys = list(zip(spi[last].tolist(), addr[last].tolist()))
     add(keys[:10] + keys[-10:])
-    assert len(seen._spi) < 256
+    assert len(seen._k1) < 256
     check([s for s, a in keys], [a for s, a in keys])  # 20 in a run from the last slot on, the others not
-    assert len(seen._spi) == 256
+    assert len(seen._k1) == 256
     add(edges[:2])
     check([s for s, a in edges + keys], [a for s, a in edges + keys])
     # growing, a few keys or many at a time; the same SPI or address pair in several keys
@@ -163,7 +164,37 @@ def test_seen_sas_is_a_set():
         other = [(s ^ 4, a) for s, a in old] + [(s, a ^ (1 << 40)) for s, a in old]
         q = new + old + other + edges
         check([s for s, a in q], [a for s, a in q])
-        assert len(seen._spi) >= 8 * len(ref)
+        assert len(seen._k1) >= 8 * len(ref)
+
+
+def test_key_table_is_a_dict():
+    """The applier's table of flows (a hash table in numpy arrays at most half full, keys of
+    two words as _FlowGroups makes them) answers as a dict does: values of the keys put,
+    -1 for the others, with keys that share either word, long probe runs and growth."""
+    rng = np.random.default_rng(11)
+    table, ref = vector._KeyTable(sparse=2), {}
+
+    def check(keys):
+        got = table.get(np.array([k1 for k1, k2 in keys], dtype=np.int64),
+                        np.array([k2 for k1, k2 in keys], dtype=np.uint64))
+        assert got.tolist() == [ref.get(k, -1) for k in keys]
+
+    check([(0, 0), (2 ** 56 - 1, 2 ** 48 - 1)])
+    row = 0
+    for n in (1, 2, 7, 100, 3000, 20000, 5):
+        k1 = ((rng.integers(0, 256, n) << 48) | rng.integers(0, 2 ** 48, n)).tolist()
+        k2 = rng.integers(0, 2 ** 48, n).tolist()
+        # the same first word with another second, and the reverse: near misses
+        keys = list(dict.fromkeys(list(zip(k1, k2)) + [(k1[0], k2[-1] ^ 1), (k1[-1] ^ 1, k2[0])]))
+        keys = [k for k in keys if k not in ref]
+        for k in keys:
+            table.put(*k, row << 1 | (row & 1))
+            ref[k] = row << 1 | (row & 1)
+            row += 1
+        old = list(ref)
+        old = [old[j] for j in rng.integers(0, len(old), 500)]
+        check(keys + old + [(a ^ 4, b) for a, b in old] + [(a, b ^ (1 << 40)) for a, b in old])
+        assert 2 * len(ref) <= len(table._k1) <= 4 * max(len(ref), 16)
 
 
 # ---------------------------------------------------------------------- a capture with every way out

@@ -859,6 +859,21 @@ class VectorDecoder:
         self.classifier.decoder.finish()
 
 
+def _by_sa(spi, addr) -> np.ndarray:
+    """The order that groups frames by SA, (SPI, address pair), and keeps frame order
+    within a group: ``np.lexsort((addr, spi))``.  Where every SPI of the batch comes
+    with one address pair (the usual case), sorting by the SPI alone does, and numpy
+    sorts 16-bit keys stably by radix: two passes, low half then high half, take a
+    sixth of the time of the lexsort (1.4 ms against 8.4 for 90k frames)."""
+    s = spi.astype(np.uint32)  # an SPI has 32 bits
+    order = np.argsort((s & 0xFFFF).astype(np.uint16), kind="stable")
+    order = order[np.argsort((s >> 16).astype(np.uint16)[order], kind="stable")]
+    sp, a = s[order], addr[order]
+    if ((sp[1:] == sp[:-1]) & (a[1:] != a[:-1])).any():  # an SPI with two address pairs
+        return np.lexsort((addr, spi))
+    return order
+
+
 class _EspGroups:
     """The ESP frames of a batch grouped by SA direction (see the module docstring).
     ``udp``: 1 for ESP in UDP (RFC 3948), per frame."""
@@ -867,7 +882,7 @@ class _EspGroups:
 
     def __init__(self, idx, spi, addr, seq, iplen, udp, ts, frame):
         m = len(idx)
-        order = np.lexsort((addr, spi))  # stable: frame order within a group
+        order = _by_sa(spi, addr)
         spi, addr, seq, iplen, udp, ts, frame = (x[order] for x in (spi, addr, seq, iplen, udp, ts, frame))
         self.members = idx[order]  # batch positions, group by group
         new = np.ones(m, dtype=bool)

@@ -167,6 +167,19 @@ def test_seen_sas_is_a_set():
         assert len(seen._k1) >= 8 * len(ref)
 
 
+@pytest.mark.parametrize("shared", [False, True])
+def test_by_sa_is_the_lexsort(shared):
+    """The radix order of ESP frames by SPI is the lexsort by (SPI, address pair), frame
+    order kept; with an SPI that two address pairs use, the lexsort itself."""
+    rng = np.random.default_rng(3)
+    spi = rng.choice(np.array([0, 1, 0xFFFF, 0x10000, 0xFFFFFFFF, 0x12345678] + list(range(300, 400))), 50_000)
+    addr = (spi.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) ^ np.uint64(5)  # one pair per SPI
+    if shared:
+        addr[rng.integers(0, len(addr), 20)] ^= np.uint64(1 << 63)
+    got = vector._by_sa(spi.astype(np.int64), addr)
+    assert got.tolist() == np.lexsort((addr, spi)).tolist()
+
+
 def test_key_table_is_a_dict():
     """The applier's table of flows (a hash table in numpy arrays at most half full, keys of
     two words as _FlowGroups makes them) answers as a dict does: values of the keys put,

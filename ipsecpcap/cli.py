@@ -21,7 +21,6 @@ import functools
 import gc
 import os
 import sys
-import traceback
 
 import click
 
@@ -70,6 +69,8 @@ def library_errors(fn):
             raise  # a usage error raised inside the command: click prints it, exit 2
         except Exception as e:  # noqa: BLE001 - the last line of defence: no traceback for users
             if debug:
+                import traceback  # (only here: 3 ms of every start otherwise)
+
                 traceback.print_exc()
             first = str(e).splitlines()[0] if str(e) else ""
             _fail(f"internal error: {type(e).__name__}: {first} (a bug; rerun with --debug and report it)",

@@ -3,8 +3,8 @@
 
 Generates the captures with ``bench/make_bench_pcap.py`` (a copy of the team's
 shared generator, extended with ``--encrypt``) unless they exist, warms the
-page cache, then runs each contender as its own process, one after another,
-in one session, and prints one table: wall seconds, packets/s, the ratio to
+page cache, then runs each contender as its own process, one after another
+(``--repeat``: in rounds), in one session, and prints one table: wall seconds, packets/s, the ratio to
 ``ipsecpcap analyze``, and peak RSS (the largest process of the contender),
 followed by the issue's targets, each with the ratio measured here.
 
@@ -34,7 +34,9 @@ the same table, printing the inner addresses and UDP port (tshark cannot write
 decrypted ESP; slow: it looks the SA up in the table for every packet).
 
 Machines here are shared and noisy: read the ratios of one run, not absolute
-times across runs.  ``--repeat N`` keeps the best of N.
+times across runs.  ``--repeat N`` runs N rounds, every contender once in each (so
+a drift of the machine's speed touches all alike), and keeps each one's best time;
+the speed targets also show the ratio round by round.
 
     python3 bench/run.py --count 1000000 --tshark [--big 5000000] [--repeat 3]
 """
@@ -180,16 +182,10 @@ def main() -> None:
                    env={k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"})
     ipsecpcap = [py, "-m", "ipsecpcap"]  # as the `ipsecpcap` command runs
     packet_env = dict(os.environ, IPSECPCAP_FASTPATH="packet")
-    rows = []  # (label, packets, wall, rss)
+    plan = []  # (label, packets, command, stdin, env, shell, every round)
 
-    def bench(label, packets, cmd, stdin_path=None, env=None, shell=False):
-        best = None
-        for _ in range(args.repeat):
-            r = run(cmd, stdin_path, env, shell)
-            best = r if best is None or r[0] < best[0] else best
-        rows.append((label, packets, best[0], best[1]))
-        print(f"  {label}: {best[0]:.2f} s, {best[1] / 1024:.0f} MB", file=sys.stderr)
-        return best
+    def bench(label, packets, cmd, stdin_path=None, env=None, shell=False, every_round=True):
+        plan.append((label, packets, cmd, stdin_path, env, shell, every_round))
 
     try:
         path = args.capture or capture(f"bench_{args.count}.pcap", args.count)
@@ -220,11 +216,22 @@ def main() -> None:
             bench("dec:ipsecpcap-gcm", args.decrypt,
                   ipsecpcap + ["decrypt", gcm, "--keys", gcm + ".esp_sa", "-w", out])
             if args.tshark and not args.no_tshark_decrypt:
-                # tshark cannot write the decrypted packets: it dissects them, printing inner fields
+                # tshark cannot write the decrypted packets: it dissects them, printing inner
+                # fields (about 11 minutes: in the first round only)
                 bench("dec:tshark", args.decrypt,
                       ["tshark", "-r", enc, "-n", "-o", "esp.enable_encryption_decode:TRUE", "-T", "fields",
                        "-e", "frame.number", "-e", "ip.src", "-e", "ip.dst", "-e", "udp.dstport"],
-                      env=tshark_env(enc + ".esp_sa"))
+                      env=tshark_env(enc + ".esp_sa"), every_round=False)
+        # Round after round, every contender once in each: the machine's speed drifts over
+        # minutes, and a drift then touches every contender alike, not the last ones only.
+        runs: dict[str, list] = {}
+        for r in range(args.repeat):
+            for label, packets, cmd, stdin_path, env, shell, every_round in plan:
+                if r and not every_round:
+                    continue
+                wall, rss = run(cmd, stdin_path, env, shell)
+                runs.setdefault(label, []).append((wall, rss))
+                print(f"  round {r + 1}: {label}: {wall:.2f} s, {rss / 1024:.0f} MB", file=sys.stderr)
     finally:
         for conf in CONF_DIRS:
             shutil.rmtree(conf, ignore_errors=True)
@@ -232,11 +239,20 @@ def main() -> None:
             for p in made:
                 if os.path.exists(p):
                     os.remove(p)
-    report(rows, args)
+    rows = [(label, packets, min(runs[label])[0], max(rss for _, rss in runs[label]))
+            for label, packets, *_ in plan]
+    report(rows, runs, args)
 
 
-def report(rows, args) -> None:
+def report(rows, runs, args) -> None:
+    """The table (best time of each contender, its largest peak RSS) and the targets; a
+    speed ratio is also given round by round (each round ran both side by side)."""
     t = {label: (packets, wall, rss) for label, packets, wall, rss in rows}
+
+    def rounds(a, b):
+        """a / b in each round (both ran in it), as text."""
+        r = [x[0] / y[0] for x, y in zip(runs[a], runs[b])]
+        return "(per round " + ", ".join(f"{x:.1f}x" for x in r) + ")" if len(r) > 1 else ""
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores; analysis capture {args.count:,} packets"
           + (f", big {args.big:,}" if args.big else "") + (f", encrypted {args.decrypt:,}" if args.decrypt else ""))
     print(f"{'contender':<20} {'seconds':>8} {'packets/s':>12} {'x ipsecpcap':>12} {'peak RSS MB':>12}")
@@ -255,9 +271,11 @@ def report(rows, args) -> None:
 
     ip = t["ipsecpcap"][1]
     if "tshark" in t:
-        target(f"analyze >= 12x faster than tshark -T fields: {t['tshark'][1] / ip:.1f}x", t["tshark"][1] / ip >= 12)
+        target(f"analyze >= 12x faster than tshark -T fields: {t['tshark'][1] / ip:.1f}x "
+               f"{rounds('tshark', 'ipsecpcap')}", t["tshark"][1] / ip >= 12)
     if "dpkt" in t:
-        target(f"analyze >= 8x faster than the dpkt loop: {t['dpkt'][1] / ip:.1f}x", t["dpkt"][1] / ip >= 8)
+        target(f"analyze >= 8x faster than the dpkt loop: {t['dpkt'][1] / ip:.1f}x {rounds('dpkt', 'ipsecpcap')}",
+               t["dpkt"][1] / ip >= 8)
     target(f"analyze <= 3x the header walk: {ip / t['header-walk'][1]:.1f}x", ip / t["header-walk"][1] <= 3)
     target(f"stdin within 15% of the file: {t['ipsecpcap-stdin'][1] / ip:.2f}x", t["ipsecpcap-stdin"][1] / ip <= 1.15)
     if "big:ipsecpcap" in t:

@@ -326,11 +326,14 @@ def key_material_reused(ctx):
             if s:
                 child_by_spi[(c.protocol, s)].add(c.id)
     for (proto, spi, dst), rows in by_recv.items():
+        kids = child_by_spi.get((proto, spi), ())
+        if len(rows) < 2 and len(kids) < 2:
+            continue  # one row: one sender (the common case, asked cheaply)
         senders = sorted({r.src for r in rows})
-        kids = sorted(child_by_spi.get((proto, spi), ()))
-        resets = sum(r.seq_resets for r in rows)
+        kids = sorted(kids)
         if len(senders) < 2 and len(kids) < 2:
             continue
+        resets = sum(r.seq_resets for r in rows)
         why = (f"{len(senders)} senders ({', '.join(senders)}) used it" if len(senders) > 1
                else f"{len(kids)} child SAs were negotiated with it ({', '.join(kids)})")
         first, last = _span(*(r.first_seen for r in rows), *(r.last_seen for r in rows))

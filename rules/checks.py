@@ -42,9 +42,9 @@ def _entry_for_sa(ctx, addrs, spis=()):
     e = ctx.policy.entry_for(*addrs)
     if e is not None:
         return e
-    inner = getattr(ctx, "_inner_entries", None)
+    inner = ctx.shared.get("inner_entries")
     if inner is None:  # SPI -> the first protected entry among the flows it carried, built once
-        inner = ctx._inner_entries = {}
+        inner = ctx.shared["inner_entries"] = {}
         for f in ctx.analysis.flows:
             if f.protected_by and f.protected_by not in inner:
                 found = ctx.policy.entry_for(f.dst, f.src)
@@ -222,11 +222,27 @@ def no_master_key_pfs(ctx):
 
 
 # ---------------------------------------------------------------------------- reuse
+REUSE_PAYLOADS = ("KE", "Nonce", "NONCE")  # the payloads the reuse checks look at
+
+
 def _values(ctx, names: tuple[str, ...]):
     """(value bytes) -> list of (exchange, event) for every payload named ``names``."""
-    view = ctx.analysis.ike_view
     min_length = ctx.params.get("min_length", 8)
     seen: dict[bytes, dict[tuple, tuple]] = defaultdict(dict)
+    for name, data, key, x, ev in _reuse_payloads(ctx):
+        if name in names and len(data) >= min_length:
+            seen[data].setdefault(key, (x, ev))
+    return seen
+
+
+def _reuse_payloads(ctx) -> list[tuple]:
+    """(payload name, value, exchange key, exchange, event) of every KE and nonce payload with
+    a value, exchange by exchange: one walk over the IKE messages for the checks that share it."""
+    got = ctx.shared.get("reuse_payloads")
+    if got is not None:
+        return got
+    view = ctx.analysis.ike_view
+    got = ctx.shared["reuse_payloads"] = []
     for sa in view.sas:
         shown = view.shown(sa)
         if not shown:
@@ -234,15 +250,15 @@ def _values(ctx, names: tuple[str, ...]):
         for x in group_exchanges(sa):
             for ev in x.events:
                 for p in shown.get(id(ev), ()):
-                    if p.name in names:
+                    if p.name in REUSE_PAYLOADS:
                         data = p.fields.get("data")
-                        if isinstance(data, (bytes, bytearray)) and len(data) >= min_length:
+                        if isinstance(data, (bytes, bytearray)):
                             # one exchange: its retransmissions, and the retry of an IKE_SA_INIT after a
                             # COOKIE or INVALID_KE_PAYLOAD (same SPI, same message ID, same sender), which
                             # RFC 7296 2.6 requires to repeat its payloads
                             key = (id(sa), ev.msg.mid, ev.msg.exchange_type, split(ev.addrs)[0])
-                            seen[bytes(data)].setdefault(key, (x, ev))
-    return seen
+                            got.append((p.name, bytes(data), key, x, ev))
+    return got
 
 
 def _reuse(ctx, names, what):

@@ -304,14 +304,17 @@ def _match_problem(match) -> str | None:
 
 # ---------------------------------------------------------------------------- evaluation
 class Context:
-    """What a check sees: the analysis (its tables), the policy, the rule's params."""
+    """What a check sees: the analysis (its tables), the policy, the rule's params, and
+    ``shared``: a dict the checks of one evaluation share, for what several of them
+    work out from the same tables (a scan of every IKE payload, the flows per SPI)."""
 
-    def __init__(self, analysis, rule: Rule):
+    def __init__(self, analysis, rule: Rule, shared: dict | None = None):
         self.analysis = analysis
         self.policy = analysis.policy
         self.keys = analysis.keys
         self.rule = rule
         self.params = rule.params
+        self.shared = {} if shared is None else shared
 
 
 def applicable(rule: Rule, analysis) -> bool:
@@ -327,11 +330,12 @@ def evaluate(rules: list[Rule], analysis) -> list[FindingRow]:
     from . import checks
 
     out: list[FindingRow] = []
+    shared: dict = {}
     for rule in rules:
         if not applicable(rule, analysis):
             continue
         if rule.check is not None:
-            hits = checks.CHECKS[rule.check](Context(analysis, rule))
+            hits = checks.CHECKS[rule.check](Context(analysis, rule, shared))
         else:
             hits = _match(rule, analysis)
         out.extend(finding(rule, hit) for hit in _taken(hits))

@@ -51,7 +51,8 @@ class IkeSa:
     responder: tuple[bytes, int] | None = None
     mode: str | None = None
     events: list[IkeEvent] = field(default_factory=list)
-    # mid -> sender address of the first message with that mid (IKEv1 response inference)
+    # mid -> sender address of the first message with that mid (IKEv1 response inference;
+    # empty for IKEv2)
     first_sender: dict[int, bytes] = field(default_factory=dict)
     # group_exchanges(self), kept with the number of events it was made from: the lifecycle
     # and several rules ask for it
@@ -107,7 +108,8 @@ def group_ike_sas(events: list[IkeEvent]) -> list[IkeSa]:
         if not sa.events:
             _set_roles(sa, ev, src, dst)
         sa.events.append(ev)
-        sa.first_sender.setdefault(m.mid, src)
+        if v != 2:  # (IKEv2 says which message answers in its R flag: see is_response)
+            sa.first_sender.setdefault(m.mid, src)
     return sas
 
 

@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import cached_property
+from itertools import pairwise
 from typing import TYPE_CHECKING
 
 from .algorithms import cipher
@@ -38,8 +39,13 @@ def _hex(spi: bytes) -> str:
     return spi.hex()
 
 
-def _ordered_events(tr: Tracker):
-    return sorted(tr.ike_events, key=lambda e: (e.capture, e.frame))
+def _ordered_events(tr: Tracker) -> list:
+    """The IKE messages by capture and frame: the tracker's own list when they came in that
+    order (they do, but for a merge of captures given out of order)."""
+    evs = tr.ike_events
+    if all(a.capture < b.capture or (a.capture == b.capture and a.frame <= b.frame) for a, b in pairwise(evs)):
+        return evs
+    return sorted(evs, key=lambda e: (e.capture, e.frame))
 
 
 @dataclass
@@ -147,30 +153,48 @@ def ike_tables(tr: Tracker, store: KeyStore | None = None) -> IkeView:
 
 
 def exchange_rows(view: IkeView) -> list[ExchangeRow]:
-    """One row per IKE message, in capture and frame order."""
+    """One row per IKE message, in capture and frame order.
+
+    A long capture has tens of thousands, most alike: what repeats from row to row is one
+    object, however many rows show it -- the texts (an SPI in hex, an address) and the
+    lists (the payload names of a message, unless decrypted ones follow them; no anomalies).  The
+    rows are frozen, and their lists are read, never changed (``to_dict`` copies them)."""
     dec = view.decrypted
     captures = view.captures
-    owner = {}
-    for sa in view.sas:
-        for ev in sa.events:
-            owner[id(ev)] = sa
+    owner = {id(ev): sa for sa in view.sas for ev in sa.events}
+    hexes: dict[bytes, str] = {}  # SPI -> its hex text
+    names: dict[tuple, list[str]] = {}  # a message's payload names -> the same as a list
+    no_anomalies: list[str] = []
     rows = []
     for ev in view.events:
         m = ev.msg
         sa = owner[id(ev)]
         src, dst = split(ev.addrs)
-        d = dec.get(id(ev))
-        anomalies = [f"{a.kind}:{a.where}" + (f": {a.detail}" if a.detail else "") for a in m.anomalies]
-        if d is not None:
-            anomalies.extend(d.anomalies)
+        d = dec.get(id(ev)) if dec else None
+        if m.anomalies or (d is not None and d.anomalies):
+            anomalies = [f"{a.kind}:{a.where}" + (f": {a.detail}" if a.detail else "") for a in m.anomalies]
+            if d is not None:
+                anomalies.extend(d.anomalies)
+        else:
+            anomalies = no_anomalies
+        if d is not None and d.payloads:
+            payloads = [*m.payload_names, *(p.name for p in d.payloads)]
+        else:
+            payloads = names.get(m.payload_names)
+            if payloads is None:
+                payloads = names[m.payload_names] = list(m.payload_names)
+        ispi, rspi = hexes.get(m.ispi), hexes.get(m.rspi)
+        if ispi is None:
+            ispi = hexes[m.ispi] = m.ispi.hex()
+        if rspi is None:
+            rspi = hexes[m.rspi] = m.rspi.hex()
         rows.append(ExchangeRow(
             capture=captures[ev.capture], frame=ev.frame, ts=ev.ts,
             src=addr_text(src), dst=addr_text(dst), sport=ev.sport, dport=ev.dport,
             version=m.version, exchange_type=m.exchange_type, exchange=m.exchange,
-            ispi=_hex(m.ispi), rspi=_hex(m.rspi), mid=m.mid,
+            ispi=ispi, rspi=rspi, mid=m.mid,
             initiator=is_initiator(sa, ev), response=is_response(sa, ev), encrypted=m.encrypted,
-            payloads=[*m.payload_names, *(p.name for p in d.payloads)] if d is not None else list(m.payload_names),
-            length=m.length, natt=ev.marker, ip_fragments=ev.fragments, anomalies=anomalies,
+            payloads=payloads, length=m.length, natt=ev.marker, ip_fragments=ev.fragments, anomalies=anomalies,
             decrypted=d is not None and d.status in ("ok", "fragment"),
             decryption=(d.status if d is not None else ("no_key" if m.encrypted else None)),
         ))

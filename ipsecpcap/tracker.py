@@ -54,6 +54,21 @@ def swap(addrs: bytes) -> bytes:
     return addrs[h:] + addrs[:h]
 
 
+V1_AGGRESSIVE = 4  # IKEv1 exchange type (RFC 2408 4.1): its messages in clear feed ipsecpcap.pskhashes
+
+
+def _share_proposals(payloads, shared) -> None:
+    """The proposals of each SA payload replaced by the equal tuple seen before, if any: the
+    same offer comes back in every IKE SA of a configuration (nearly 1 KB each)."""
+    for p in payloads:
+        props = p.fields.get("proposals")
+        if props:
+            try:
+                p.fields["proposals"] = shared(props, props)
+            except TypeError:  # (not hashable: kept as it is)
+                pass
+
+
 class IkeEvent(NamedTuple):
     """One IKE message as seen on the wire (the tracker's only per-message record; a named
     tuple: the quickest record to make, and long captures carry tens of thousands)."""
@@ -160,8 +175,8 @@ class Tracker:
         self.first_ts: float | None = None
         self.last_ts: float | None = None
         self.warnings: list[str] = []
-        # the raw bytes of encrypted IKE messages are of use only to whoever has IKE keys
-        # (ipsecpcap.ikedecrypt): without, they are not kept (see ike())
+        # the raw bytes of IKE messages are of use to whoever has IKE keys (ipsecpcap.ikedecrypt);
+        # without, only those psk-hashes reads are kept (see ike())
         self.keep_ike_ciphertext = keep_ike_ciphertext
         # one object for each SPI, address pair, port and payload name list, however many
         # messages carry it (a long capture repeats the same few, message after message)
@@ -268,15 +283,21 @@ class Tracker:
         """One IKE message (``msg``: its IkeSummary or IkeMessage, ``raw``: its bytes).
 
         Kept: its IkeSummary -- the payloads in clear, not the encrypted one --
-        with the values that repeat from message to message shared, and its
-        bytes unless it is encrypted and ``keep_ike_ciphertext`` is off.  About
-        300 bytes for an encrypted message, beside its bytes."""
+        with the values that repeat from message to message shared (SPIs,
+        addresses, ports, lengths, payload name lists, the proposals of SA
+        payloads in clear), and its bytes where something reads them: with
+        ``keep_ike_ciphertext`` (IKE keys given: decryption) every message's,
+        else only those of IKEv1 Aggressive Mode messages in clear
+        (:mod:`ipsecpcap.pskhashes`).  About 300 bytes for an encrypted
+        message."""
         shared = self._shared.setdefault
         m = msg if type(msg) is IkeSummary else IkeSummary.of(msg)
+        if m.payloads:
+            _share_proposals(m.payloads, shared)
         m = IkeSummary(m.version, m.minor_version, shared(m.ispi, m.ispi), shared(m.rspi, m.rspi), m.next_payload,
-                       m.exchange_type, m.exchange, m.flags, m.mid, m.length, m.encrypted,
+                       m.exchange_type, m.exchange, m.flags, m.mid, shared(m.length, m.length), m.encrypted,
                        shared(m.payload_names, m.payload_names), m.payloads, m.anomalies)
-        if m.encrypted and not self.keep_ike_ciphertext:
+        if not self.keep_ike_ciphertext and (m.encrypted or m.version != 1 or m.exchange_type != V1_AGGRESSIVE):
             raw = b""
         self.ike_events.append(IkeEvent(0, frame, ts, shared(addrs, addrs), shared(sport, sport),
                                         shared(dport, dport), marker, fragments, m, raw))

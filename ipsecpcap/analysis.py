@@ -49,8 +49,8 @@ def analyze_capture(path, *, block_bytes: int = 4 << 20, progress=None, crypto: 
     chooses the vectorised fast path (:mod:`ipsecpcap.vector`, the default
     without keys) or the frame-by-frame decoder (``False``; also forced by
     the environment variable ``IPSECPCAP_FASTPATH=packet``); both give the
-    same result.  ``keep_ike_ciphertext`` off drops the bytes of encrypted
-    IKE messages, which only IKE keys can use (see :meth:`Tracker.ike`).
+    same result.  ``keep_ike_ciphertext`` off drops the bytes of the IKE
+    messages nothing reads without IKE keys (see :meth:`Tracker.ike`).
     Raises :class:`InputError` when the file cannot be read as a capture.
     """
     tracker = Tracker(capture_name(path), keep_ike_ciphertext)

@@ -22,14 +22,19 @@ import gc
 import os
 import sys
 
-import click
+# Before numpy is imported (by .analysis): numpy's OpenBLAS starts a pool of worker threads
+# that spin for work, 25-50 ms of CPU at every start on a 2-core machine, for linear algebra
+# the command line never does.  One thread, unless the environment says otherwise.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from . import __version__
-from .analysis import ENGINES, Analysis, analyze
-from .errors import EXIT_INTERNAL, IpsecpcapError
-from .output import (FORMATS, _ts_text, dumps, output_stream, render_rows, severity_text, table_width, text_table,
-                     use_color)
-from .records import ChildSaRow, ExchangeRow, FlowRow, IkeSaRow, SaRow
+import click  # noqa: E402
+
+from . import __version__  # noqa: E402
+from .analysis import ENGINES, Analysis, analyze  # noqa: E402
+from .errors import EXIT_INTERNAL, IpsecpcapError  # noqa: E402
+from .output import (FORMATS, _ts_text, dumps, output_stream, render_rows, severity_text, table_width,  # noqa: E402
+                     text_table, use_color)
+from .records import ChildSaRow, ExchangeRow, FlowRow, IkeSaRow, SaRow  # noqa: E402
 
 # At exit, after the atexit handlers, the interpreter runs the garbage collector once
 # more over every object still alive (after an analysis of 1M packets ~0.15 s, to free

@@ -21,6 +21,7 @@ import functools
 import gc
 import os
 import sys
+from typing import TYPE_CHECKING
 
 # Before numpy is imported (by .analysis): numpy's OpenBLAS starts a pool of worker threads
 # that spin for work, 25-50 ms of CPU at every start on a 2-core machine, for linear algebra
@@ -30,11 +31,17 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import click  # noqa: E402
 
 from . import __version__  # noqa: E402
-from .analysis import ENGINES, Analysis, analyze  # noqa: E402
 from .errors import EXIT_INTERNAL, IpsecpcapError  # noqa: E402
 from .output import (FORMATS, _ts_text, dumps, output_stream, render_rows, severity_text, table_width,  # noqa: E402
                      text_table, use_color)
 from .records import ChildSaRow, ExchangeRow, FlowRow, IkeSaRow, SaRow  # noqa: E402
+
+if TYPE_CHECKING:
+    from .analysis import Analysis
+
+# The analysis (numpy, the decoder, the tables) is imported when a command runs, not when
+# the command line is parsed: --help, --version and usage errors need none of it.
+ENGINES = ("fast", "tshark")  # ipsecpcap.analysis.ENGINES (test_cli_startup.py checks they agree)
 
 # At exit, after the atexit handlers, the interpreter runs the garbage collector once
 # more over every object still alive (after an analysis of 1M packets ~0.15 s, to free
@@ -129,6 +136,8 @@ def analysis_options(fn):
 
 def run_analysis(captures, keys=(), policy=None, rules=(), engine="fast", jobs=1, quiet=False) -> Analysis:
     """Analyse as the command line asked (after checking standard input)."""
+    from .analysis import analyze
+
     _check_stdin(captures)
     progress = progress_for(captures, quiet)
     try:
@@ -272,6 +281,8 @@ KEY_FIELDS = ["key", "source", "kind", "spi", "enc", "integ", "verified_on"]
 @library_errors
 def keys_cmd(captures, keys, fmt, output):
     """Which key verified on which SA, and which keys matched nothing (keys by fingerprint only)."""
+    from .analysis import analyze
+
     _check_stdin(captures)
     result = analyze(captures, keys=keys)
     with output_stream(output) as out:

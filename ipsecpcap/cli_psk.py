@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import click
 
-from .analysis import analyze
 from .cli import _check_stdin, captures_arg, library_errors, main
 from .output import dumps, output_stream
 
@@ -55,6 +54,8 @@ def psk_hashes_cmd(captures, fmt, output):
     from .pskhashes import psk_hashes, tool_caveat, tool_problem
 
     _check_stdin(captures)
+    from .analysis import analyze  # (when the command runs: --help needs none of it)
+
     analysis = analyze(captures)
     found = psk_hashes(analysis)
     for w in analysis.tracker.warnings:

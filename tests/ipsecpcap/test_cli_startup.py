@@ -42,3 +42,18 @@ def test_numpy_runs_no_thread_pool_under_the_command_line():
     assert _run("import ipsecpcap.cli, numpy; " + count) == "1"
     assert _run("import ipsecpcap.cli, os; print(os.environ['OPENBLAS_NUM_THREADS'])",
                 OPENBLAS_NUM_THREADS="2") == "2"  # the user's own setting stands
+
+
+def test_help_and_usage_errors_import_no_analysis():
+    code = ("import sys\nfrom ipsecpcap.cli import main\n"
+            "for args in (['--help'], ['analyze', '--help'], ['--version'], ['sas', '--no-such-option']):\n"
+            "    try: main(args, prog_name='ipsecpcap')\n"
+            "    except SystemExit: pass\n"
+            "print(sorted(m for m in ('numpy', 'ipsecpcap.analysis', 'ipsecpcap.reader') if m in sys.modules))")
+    assert _run(code).splitlines()[-1] == "[]"
+
+
+def test_the_engines_offered_are_the_analysis_engines():
+    from ipsecpcap import analysis, cli
+
+    assert cli.ENGINES == analysis.ENGINES

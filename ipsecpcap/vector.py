@@ -56,19 +56,22 @@ and for a batch of blocks (about :data:`BATCH` frames, :meth:`Classifier.flush`)
    sums, first and last values are computed.  A group whose key some other
    frame touches becomes calls, one per frame, as the decoder would make.
 4. **Order.**  The calls and the groups (at their first frame; AH before
-   what it protects) are put in frame order, so even the tracker's dicts
-   fill in the same order as frame by frame.
+   what it protects) are put in frame order, so even the tracker's dict of
+   SAs fills in the same order as frame by frame (its flows: see below).
 
-The applier first applies the groups whose SA or flow entry exists (they
-touch nothing else, so order does not matter; :meth:`_EspGroups.apply_known`,
-:meth:`_FlowGroups.apply_known`), then replays the calls and the other groups
-in order.  An SA group goes frame by frame through :meth:`Tracker.esp` /
-:meth:`Tracker.ah` until its SA's anti-replay state takes the next in order
-(``seq == top + 1``, see :mod:`ipsecpcap.sequence`) and the rest of the group
-is consecutive; the rest is one update: counts and bytes added, the last
-packet's time, frame and number stored, the frames of the last 64 numbers
-put in the ring.  A new flow's first frame goes through :meth:`Tracker.flow`
-(which decides its direction); the rest is added per direction, with the
+The applier first applies the groups whose SA entry exists and every flow
+group (they touch nothing else, so order does not matter;
+:meth:`_EspGroups.apply_known`, :meth:`_FlowGroups.apply_known`), then
+replays the calls and the other groups in order.  An SA group goes frame by
+frame through :meth:`Tracker.esp` / :meth:`Tracker.ah` until its SA's
+anti-replay state takes the next in order (``seq == top + 1``, see
+:mod:`ipsecpcap.sequence`) and the rest of the group is consecutive; the rest
+is one update: counts and bytes added, the last packet's time, frame and
+number stored, the frames of the last 64 numbers put in the ring.  Flows are
+rows of columns (:class:`~ipsecpcap.tracker.Flows`), found by a hash table in
+numpy arrays; a flow group whose flow is not in it is a new flow, made from
+its first frame as :meth:`Tracker.flow` would (the sender is the initiator,
+but for a SYN-ACK); then every group is added per direction with numpy, the
 TCP observations OR-ed (a packet from the initiator with ACK after the
 SYN-ACK completes the handshake: the first SYN-ACK is compared with the last
 ACK).
@@ -95,8 +98,8 @@ import numpy as np
 from .decode import ETH_IPV4, ETH_IPV6, IKE_PORT, LINKTYPE_ETHERNET, NATT_PORT, VLAN_TPIDS, Decoder, _spi_text
 from .dissectors.ike import IKE_HEADER_LEN
 from .reader import _cwalk
-from .tracker import (FORCE, IPPROTO_AH, IPPROTO_ESP, TCP_DATA_FWD, TCP_FIN_FWD, TCP_FIN_REV, TCP_RST_FWD, TCP_RST_REV,
-                      TCP_SYN_FWD, TCP_SYNACK_REV)
+from .tracker import (FORCE, IPPROTO_AH, IPPROTO_ESP, TCP_DATA_FWD, TCP_FIN_FWD, TCP_FIN_REV, TCP_FIRST_SYN,
+                      TCP_RST_FWD, TCP_RST_REV, TCP_SYN_FWD, TCP_SYNACK_REV)
 
 HEAD_BYTES = 50  # Ethernet 14 + IPv4 20 + UDP 8 + ESP SPI and sequence 8
 _COLS = np.arange(HEAD_BYTES, dtype=np.int64)
@@ -351,6 +354,10 @@ class _KeyTable:
     def put(self, k1: int, k2: int, value: int) -> None:
         """Add a key (not in the table yet) with its value."""
         self._new[(k1, k2)] = value
+
+    def put_many(self, k1: np.ndarray, k2: np.ndarray, values: np.ndarray) -> None:
+        """:meth:`put` for arrays of keys and values."""
+        self._new.update(zip(zip(k1.tolist(), k2.tolist()), values.tolist()))
 
     def _insert(self, k1: np.ndarray, k2: np.ndarray, val: np.ndarray) -> None:
         """Put keys (distinct, not in the table, the table big enough) each in the first
@@ -773,7 +780,7 @@ class Applier:
         # Known SAs and flows first, in tight loops: a group whose SA or flow entry exists
         # touches nothing but that entry (no other frame of the batch shares its key), so
         # it can be applied out of frame order; the rest keep their order below.
-        esp_apply = flow_apply = ah_apply = None
+        esp_apply = ah_apply = None
         ah, ah_cache = batch.ah, self._ah_cache
         if ah is not None:
             ah.prepare()
@@ -784,15 +791,14 @@ class Applier:
             todo = _drop_done(todo, 1, esp.apply_known(_ids(todo, 1), sa_cache))
             esp_apply = esp.apply
         if flows is not None:
-            todo = _drop_done(todo, 2, flows.apply_known(todo[todo[:, 0] == 2, 1], flow_table, tr.flows))
-            flow_apply = flows.apply
+            is_flow = todo[:, 0] == 2
+            flows.apply_known(todo[is_flow, 1], flow_table, tr.flows, self.addrs_of)
+            todo = todo[~is_flow]
         methods = {name: getattr(tr, name) for name in ("ah", "flow", "icmp_error", "keepalive", "truncated_ipsec")}
         addrs_of = self.addrs_of
         for kind, i in todo.tolist():
             if kind == 1:
                 esp_apply(i, tr, addrs_of, samples, sa_cache)
-            elif kind == 2:
-                flow_apply(i, tr, addrs_of, flow_table)
             elif kind == 3:
                 ah_apply(i, tr, addrs_of, samples, ah_cache)
             else:
@@ -803,13 +809,25 @@ class Applier:
                 elif name == "ike":
                     frame, ts, addrs, sport, dport, marker, fragments, raw = args
                     tr.ike(frame, ts, addrs, sport, dport, Decoder.parse_ike(raw), marker, fragments, raw)
+                elif name == "flow":
+                    self._flow_call(tr, args)
                 else:
                     methods[name](*args)
-        if flows is not None:
-            flows.apply_rest(tr.flows)
         counts = self.counts
         for k, v in batch.counts.items():
             counts[k] = counts.get(k, 0) + v
+
+    def _flow_call(self, tr, args) -> None:
+        """A flow frame the decoder took: through Tracker.flow, and an IPv4 TCP or UDP
+        flow it makes goes into the table of flows (see :class:`_FlowGroups`)."""
+        frame, ts, proto, addrs, sport, dport = args[:6]
+        i = len(tr.flows)
+        row, forward = tr.flow(*args)
+        if row == i and (proto == 6 or proto == 17) and len(addrs) == 8:  # a new one
+            a = int.from_bytes(addrs[:4], "big") << 16 | sport
+            b = int.from_bytes(addrs[4:], "big") << 16 | dport
+            d = a > b  # as _FlowGroups: 1 when the source is the higher endpoint
+            self._flows.put(proto << 48 | min(a, b), max(a, b), row << 1 | (d if forward else not d))
 
     def addrs_of(self, a: int) -> bytes:
         b = self._addrs.get(a)
@@ -1060,15 +1078,16 @@ class _FlowGroups:
     ``prot``: the SPI of the AH that protected the frame, -1 for none (a new flow
     records what protected its first frame).
 
-    The applier takes the groups it applies in two steps.  :meth:`apply_known`: the
-    groups whose flow its table knows (a :class:`_KeyTable` from protocol and the two
-    endpoints to the flow's row in :class:`~ipsecpcap.tracker.Flows` and the
-    direction of its initiator) are added to the flow columns all at once, with
-    numpy.  The others in frame order, among the batch's calls (:meth:`apply`): the
-    first frame goes through :meth:`Tracker.flow`, which finds or makes the flow and
-    tells its direction; and when the batch is done (:meth:`apply_rest`), the rest of
-    those groups' frames are added all at once too: no other frame of the batch
-    touches their flows."""
+    The applier applies all its groups at once, with numpy (:meth:`apply_known`): it
+    keeps a table (a :class:`_KeyTable`) from protocol and the two endpoints to every
+    IPv4 TCP and UDP flow's row in :class:`~ipsecpcap.tracker.Flows` and the
+    direction of its initiator.  A group whose flow the table does not know is a new
+    flow, made from its first frame; then every group's frames (but the first of a
+    new flow's) are added to the flow columns.  No other frame of the batch touches
+    those flows, so this can happen before the batch's calls; a new flow's row is
+    then not in the order of its first frame among the flows the calls make, which
+    nothing depends on (the flows table is sorted by first frame).  New flows of
+    the batch take their rows in the order of their first frames."""
 
     def __init__(self, idx, pr, addr, sp, dp, iplen, flags, ts, frame, prot):
         m = len(idx)
@@ -1109,51 +1128,54 @@ class _FlowGroups:
         """Forget what only the classifier needs (the batch is smaller to hand over)."""
         del self.members, self._frames, self.first
 
-    def apply_known(self, ids: np.ndarray, table: _KeyTable, fl) -> np.ndarray:
-        """Of the groups ``ids`` (those the batch applies), add those whose flow ``table``
-        knows to the flow columns ``fl`` (the tracker's :class:`Flows`) at once, and
-        make ready to apply the others (:meth:`apply`).  Returns the groups done."""
+    def apply_known(self, ids: np.ndarray, table: _KeyTable, fl, addrs_of) -> None:
+        """Apply the groups ``ids`` (those the batch applies, not turned into calls) to
+        the flow columns ``fl`` (the tracker's :class:`Flows`), all at once.  ``table``
+        knows every IPv4 TCP and UDP flow of the tracker (the applier puts those the
+        decoder's calls make): a group it does not know is a new flow."""
         m, pr, addr, sp, dp, d, lo, hi, iplen, flags, ts, frame, prot = self._sorted
         del self._sorted
         starts = self.starts
         k1 = (pr[starts] << 48) | lo[starts]  # proto and the lower endpoint (48 bits)
         k2 = hi[starts].astype(np.uint64)
         val = table.get(k1[ids], k2[ids])  # flow row * 2 + the initiator's d, -1: not known
+        new = ids[val < 0]
         known = val >= 0
-        slow = ids[~known]
-        # the first frame of a group not known goes through Tracker.flow, the rest is summed
+        g, rows, fd = ids[known], val[known] >> 1, val[known] & 1
         use = np.ones(m, dtype=bool)
-        use[starts[slow]] = False
-        self._sums = _flow_sums(starts, m, pr, d, use, iplen, flags, ts, frame)
-        done = ids[known]
-        val = val[known]
-        _add_flows(fl, self._sums, done, val >> 1, val & 1)
-        # what apply() needs of the others, as Python values, by group
-        f = starts[slow]
-        self._slow = dict(zip(slow.tolist(), zip(
-            pr[f].tolist(), addr[f].tolist(), sp[f].tolist(), dp[f].tolist(), d[f].tolist(), frame[f].tolist(),
-            ts[f].tolist(), iplen[f].tolist(), flags[f].tolist(), prot[f].tolist(), k1[slow].tolist(),
-            k2[slow].tolist())))
-        self._made: list[tuple[int, int, int]] = []  # (group, flow row, the initiator's d) from apply()
-        return done
+        if len(new):
+            new = new[np.argsort(frame[starts[new]], kind="stable")]  # rows in the order the flows began
+            first = starts[new]
+            new_rows, new_fd = self._create(fl, addrs_of, pr[first], addr[first], sp[first], dp[first], d[first],
+                                            iplen[first], flags[first], ts[first], frame[first], prot[first])
+            table.put_many(k1[new], k2[new], new_rows << 1 | new_fd)
+            use[first] = False  # applied: the rest of those groups is summed below
+            g, rows, fd = np.concatenate((g, new)), np.concatenate((rows, new_rows)), np.concatenate((fd, new_fd))
+        _add_flows(fl, _flow_sums(starts, m, pr, d, use, iplen, flags, ts, frame), g, rows, fd)
 
-    def apply(self, g, tr, addrs_of, table: _KeyTable) -> None:
-        """The first frame of group ``g``, whose flow the table did not know, through
-        Tracker.flow (which decides who initiated a new flow); the table learns the
-        flow.  The rest of the group waits for :meth:`apply_rest`."""
-        proto, addr, sport, dport, d, frame, ts, length, flags, prot, k1, k2 = self._slow[g]
-        row, forward = tr.flow(frame, ts, proto, addrs_of(addr), sport, dport, length, flags if proto == 6 else 0,
-                               None if prot < 0 else _spi_text(prot))
-        fd = d if forward else 1 - d  # d is 1 for the frames whose source is the higher endpoint
-        table.put(k1, k2, row << 1 | fd)
-        self._made.append((g, row, fd))
-
-    def apply_rest(self, fl) -> None:
-        """The frames after the first of the groups :meth:`apply` took, added at once."""
-        if self._made:
-            g, rows, fd = (np.array(x, dtype=np.int64) for x in zip(*self._made))
-            _add_flows(fl, self._sums, g, rows, fd)
-        del self._sums, self._slow, self._made
+    @staticmethod
+    def _create(fl, addrs_of, pr, addr, sp, dp, d, iplen, flags, ts, frame, prot) -> tuple:
+        """New flows from their first frames (what :meth:`Tracker.flow` does for the first
+        frame of a flow, for many at once); returns their rows and each one's initiator's d.
+        The sender of the first frame is the initiator, except for a SYN-ACK, which the
+        responder sends (the SYN was not captured); TCP: what the first frame tells."""
+        tcp = pr == 6
+        f = np.where(tcp, flags, 0)
+        synack = (f & (_SYN | _ACK)) == (_SYN | _ACK)
+        swapped = ((addr & np.uint64(0xFFFFFFFF)) << np.uint64(32)) | (addr >> np.uint64(32))
+        key_addr = np.where(synack, swapped, addr)
+        key_sp, key_dp = np.where(synack, dp, sp), np.where(synack, sp, dp)
+        one, zero = np.ones(len(pr), dtype=np.int64), np.zeros(len(pr), dtype=np.int64)
+        iplen = iplen.astype(np.int64)
+        bits = (np.where((f & _SYN != 0) & (f & _ACK == 0), TCP_SYN_FWD, 0) | np.where(f & _RST, TCP_RST_FWD, 0)
+                | np.where(f & _FIN, TCP_FIN_FWD, 0)  # Tracker._tcp_fwd of the first frame
+                | np.where(tcp & ((f & (_SYN | _ACK | _RST)) == _SYN), TCP_FIRST_SYN, 0))
+        bits = np.where(synack, TCP_SYNACK_REV, bits)
+        keys = list(zip(pr.tolist(), map(addrs_of, key_addr.tolist()), key_sp.tolist(), key_dp.tolist()))
+        protected = [None if a < 0 else _spi_text(a) for a in prot.tolist()]
+        rows = fl.extend(keys, np.where(synack, zero, one), np.where(synack, one, zero), np.where(synack, 0, iplen),
+                         np.where(synack, iplen, 0), ts, frame, bits, protected)
+        return rows, np.where(synack, 1 - d, d).astype(np.int64)
 
 
 def _flow_sums(starts, m, pr, d, use, iplen, flags, ts, frame) -> tuple:

@@ -48,8 +48,10 @@ def tables(tracker) -> dict:
     out["summary"] = a.summary()
     out["esp_samples"] = list(tracker.esp_samples.items())
     out["sa_order"] = list(tracker.sas)
-    out["flow_order"] = list(tracker.flows.index)
-    out["flow_rows"] = [tracker.flows.row(i) for i in range(len(tracker.flows))]  # with the raw TCP bits
+    # every flow with its raw TCP bits (the order of the rows is the tracker's own business:
+    # the bulk path makes a batch's new flows before the flows of the decoder's calls)
+    flows = tracker.flows
+    out["flow_rows"] = sorted((k, sorted(flows.row(i).items())) for k, i in flows.index.items())
     out["keepalives"] = tracker.keepalives
     return out
 

@@ -138,6 +138,23 @@ class Flows:
         self.last_cap.append(cap)
         return i
 
+    def extend(self, keys: list[tuple], pk_fwd, pk_rev, by_fwd, by_rev, ts, frame, tcp, protected: list) -> np.ndarray:
+        """:meth:`add` for many new flows (keys not in the index; values as numpy arrays);
+        returns their rows."""
+        n = len(self.protected)
+        self.index.update(zip(keys, range(n, n + len(keys))))
+        if len(self.index) != n + len(keys):
+            raise RuntimeError("a flow was made twice")  # the caller's table of flows is wrong
+        self.protected.extend(protected)
+        i8, f8 = np.int64, np.float64
+        for name, values, dtype in (("pk_fwd", pk_fwd, i8), ("pk_rev", pk_rev, i8), ("by_fwd", by_fwd, i8),
+                                    ("by_rev", by_rev, i8), ("first_ts", ts, f8), ("last_ts", ts, f8),
+                                    ("first_frame", frame, i8), ("last_frame", frame, i8), ("tcp", tcp, i8),
+                                    ("first_cap", np.zeros(len(keys), i8), i8),
+                                    ("last_cap", np.zeros(len(keys), i8), i8)):
+            getattr(self, name).frombytes(np.ascontiguousarray(values, dtype=dtype).tobytes())
+        return np.arange(n, n + len(keys), dtype=np.int64)
+
     def row(self, i: int) -> dict:
         """Row ``i`` as a dict of its columns (for tests and merging)."""
         out = {name: getattr(self, name)[i] for name in self.INTS + self.FLOATS}

@@ -328,9 +328,11 @@ def _policy(policy):
 
 
 def _key_store(keys) -> KeyStore | None:
+    if keys is None:
+        return None  # (keymodel not imported: 4 ms of every start without keys)
     from .keymodel import KeyStore
 
-    if keys is None or isinstance(keys, KeyStore):
+    if isinstance(keys, KeyStore):
         return keys
     keys = list(keys)
     if not keys:

@@ -85,7 +85,6 @@ def group_ike_sas(events: list[IkeEvent]) -> list[IkeSa]:
     latest: dict[tuple, IkeSa] = {}
     for ev in events:
         m = ev.msg
-        src, dst = split(ev.addrs)
         v = m.version
         if m.rspi == ZERO_SPI:
             # the first message(s), a retransmission, or an error notify sent
@@ -106,10 +105,10 @@ def group_ike_sas(events: list[IkeEvent]) -> list[IkeSa]:
                 by_pair[(v, m.ispi, m.rspi)] = sa
         latest[(v, m.ispi)] = sa
         if not sa.events:
-            _set_roles(sa, ev, src, dst)
+            _set_roles(sa, ev, *split(ev.addrs))
         sa.events.append(ev)
         if v != 2:  # (IKEv2 says which message answers in its R flag: see is_response)
-            sa.first_sender.setdefault(m.mid, src)
+            sa.first_sender.setdefault(m.mid, split(ev.addrs)[0])
     return sas
 
 
@@ -279,6 +278,8 @@ def chosen_proposal(sa: IkeSa) -> Chosen:
     resp, offer = None, None
     for ev in sa.events:
         m = ev.msg
+        if not m.payloads:  # (most messages: encrypted, nothing in clear)
+            continue
         if m.encrypted and m.version == 1:
             continue
         if m.version == 2 and m.exchange_type != V2_IKE_SA_INIT:

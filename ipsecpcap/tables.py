@@ -124,8 +124,13 @@ def ike_tables(tr: Tracker, store: KeyStore | None = None) -> IkeView:
         first, last = evs[0], evs[-1]
         # The helpers below look at payloads and nothing else: they are given the IKE SA with only
         # its messages that show some (in clear or decrypted), a few of hundreds in a long capture.
-        got = shown[id(sa)] = {id(ev): pls for ev in evs if (pls := payloads_of(ev))}
-        seen = replace(sa, events=[ev for ev in evs if id(ev) in got])
+        got = shown[id(sa)] = {}
+        kept = []
+        for ev in evs:
+            if pls := payloads_of(ev):
+                got[id(ev)] = pls
+                kept.append(ev)
+        seen = replace(sa, events=kept)
         shown_events[id(sa)] = seen.events
         readable.append(seen)
         ids = identities(seen, payloads_of)
@@ -161,14 +166,19 @@ def exchange_rows(view: IkeView) -> list[ExchangeRow]:
     rows are frozen, and their lists are read, never changed (``to_dict`` copies them)."""
     dec = view.decrypted
     captures = view.captures
-    owner = {id(ev): sa for sa in view.sas for ev in sa.events}
+    owner = {id(ev): sa for sa in view.sas if sa.version != 2 for ev in sa.events}  # (IKEv1: see below)
     hexes: dict[bytes, str] = {}  # SPI -> its hex text
     names: dict[tuple, list[str]] = {}  # a message's payload names -> the same as a list
     no_anomalies: list[str] = []
     rows = []
     for ev in view.events:
         m = ev.msg
-        sa = owner[id(ev)]
+        if m.version == 2:  # RFC 7296 3.1: the I and R flags say it (as is_initiator and is_response read it)
+            flags = m.flags
+            initiator, response = bool(flags & 0x08), bool(flags & 0x20)
+        else:
+            sa = owner[id(ev)]
+            initiator, response = is_initiator(sa, ev), is_response(sa, ev)
         src, dst = split(ev.addrs)
         d = dec.get(id(ev)) if dec else None
         if m.anomalies or (d is not None and d.anomalies):
@@ -193,7 +203,7 @@ def exchange_rows(view: IkeView) -> list[ExchangeRow]:
             src=addr_text(src), dst=addr_text(dst), sport=ev.sport, dport=ev.dport,
             version=m.version, exchange_type=m.exchange_type, exchange=m.exchange,
             ispi=ispi, rspi=rspi, mid=m.mid,
-            initiator=is_initiator(sa, ev), response=is_response(sa, ev), encrypted=m.encrypted,
+            initiator=initiator, response=response, encrypted=m.encrypted,
             payloads=payloads, length=m.length, natt=ev.marker, ip_fragments=ev.fragments, anomalies=anomalies,
             decrypted=d is not None and d.status in ("ok", "fragment"),
             decryption=(d.status if d is not None else ("no_key" if m.encrypted else None)),

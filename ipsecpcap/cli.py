@@ -302,11 +302,11 @@ def keys_cmd(captures, keys, fmt, output):
 @library_errors
 def decrypt_cmd(captures, keys, out_path, only_decrypted):
     """Replace every ESP packet that verifies and decrypts with the packet it carried."""
-    from .analysis import _key_store
     from .decryptpcap import decrypt_captures
+    from .keys import load_keys  # (not through the analysis: its tables are not needed here)
     from .sacrypto import SaCrypto
 
-    store = _key_store(keys)
+    store = load_keys(list(keys))
     stats = decrypt_captures(list(captures), SaCrypto(store), out_path, only_decrypted=only_decrypted)
     for p in store.problems:
         click.echo(f"ipsecpcap: warning: {p}", err=True)

@@ -2,9 +2,10 @@
 """Side-by-side benchmark of ipsecpcap against the references of the performance issue.
 
 Generates the captures with ``bench/make_bench_pcap.py`` (a copy of the team's
-shared generator, extended with ``--encrypt``) unless they exist, warms the
-page cache, then runs each contender as its own process, one after another
-(``--repeat``: in rounds), in one session, and prints one table: wall seconds, packets/s, the ratio to
+shared generator, extended with ``--encrypt``) unless they exist, then runs
+each contender as its own process, one after another (``--repeat``: in
+rounds), each right after reading its capture into the page cache, in one
+session, and prints one table: wall seconds, packets/s, the ratio to
 ``ipsecpcap analyze``, and peak RSS (the largest process of the contender),
 followed by the issue's targets, each with the ratio measured here.
 
@@ -127,10 +128,16 @@ def generate(path: str, count: int, *extra: str) -> str:
         print(f"generating {path} ({count:,} packets) ...", file=sys.stderr)
         subprocess.run([sys.executable, GENERATOR, "--count", str(count), "--out", path, *extra], check=True,
                        stderr=subprocess.DEVNULL)
-    with open(path, "rb") as f:  # warm the page cache so every contender reads from memory
+    return path
+
+
+def warm(path: str) -> None:
+    """Read a file into the page cache, so that the contender after reads it from memory.
+    Right before each run: this VM's kdamond pages out page cache left idle for about a
+    minute (found by helper B with fincore: the 1M capture was 498 of 601 MB resident)."""
+    with open(path, "rb") as f:
         while f.read(16 << 20):
             pass
-    return path
 
 
 CONF_DIRS: list[str] = []  # tshark configuration directories made, removed at the end
@@ -182,28 +189,28 @@ def main() -> None:
                    env={k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"})
     ipsecpcap = [py, "-m", "ipsecpcap"]  # as the `ipsecpcap` command runs
     packet_env = dict(os.environ, IPSECPCAP_FASTPATH="packet")
-    plan = []  # (label, packets, command, stdin, env, shell, every round)
+    plan = []  # (label, packets, command, stdin, env, shell, every round, the capture it reads)
 
-    def bench(label, packets, cmd, stdin_path=None, env=None, shell=False, every_round=True):
-        plan.append((label, packets, cmd, stdin_path, env, shell, every_round))
+    def bench(label, packets, cmd, stdin_path=None, env=None, shell=False, every_round=True, reads=None):
+        plan.append((label, packets, cmd, stdin_path, env, shell, every_round, reads))
 
     try:
         path = args.capture or capture(f"bench_{args.count}.pcap", args.count)
         n = args.count
-        bench("header-walk", n, [py, "-c", HEADER_WALK, path])
+        bench("header-walk", n, [py, "-c", HEADER_WALK, path], reads=path)
         if not args.no_dpkt:
-            bench("dpkt", n, [py, "-c", DPKT_LOOP, path])
-        bench("ipsecpcap", n, ipsecpcap + ["analyze", "-q", path])
-        bench("ipsecpcap-jobs2", n, ipsecpcap + ["analyze", "-q", "--jobs", "2", path])
-        bench("ipsecpcap-stdin", n, f"cat {path} | {py} -m ipsecpcap analyze -q -", shell=True)
-        bench("ipsecpcap-packet", n, ipsecpcap + ["analyze", "-q", path], env=packet_env)
+            bench("dpkt", n, [py, "-c", DPKT_LOOP, path], reads=path)
+        bench("ipsecpcap", n, ipsecpcap + ["analyze", "-q", path], reads=path)
+        bench("ipsecpcap-jobs2", n, ipsecpcap + ["analyze", "-q", "--jobs", "2", path], reads=path)
+        bench("ipsecpcap-stdin", n, f"cat {path} | {py} -m ipsecpcap analyze -q -", shell=True, reads=path)
+        bench("ipsecpcap-packet", n, ipsecpcap + ["analyze", "-q", path], env=packet_env, reads=path)
         if args.tshark:
-            bench("tshark", n, ["tshark", "-r", path, "-n"] + TSHARK_FIELDS, env=tshark_env(None))
+            bench("tshark", n, ["tshark", "-r", path, "-n"] + TSHARK_FIELDS, env=tshark_env(None), reads=path)
         if args.big:
             big = capture(f"bench_{args.big}.pcap", args.big)
-            bench("big:header-walk", args.big, [py, "-c", HEADER_WALK, big])
-            bench("big:ipsecpcap", args.big, ipsecpcap + ["analyze", "-q", big])
-            bench("big:ipsecpcap-jobs2", args.big, ipsecpcap + ["analyze", "-q", "--jobs", "2", big])
+            bench("big:header-walk", args.big, [py, "-c", HEADER_WALK, big], reads=big)
+            bench("big:ipsecpcap", args.big, ipsecpcap + ["analyze", "-q", big], reads=big)
+            bench("big:ipsecpcap-jobs2", args.big, ipsecpcap + ["analyze", "-q", "--jobs", "2", big], reads=big)
             spin = f"{py} -c '{SPIN}'"
             bench("cpu-loop", 0, spin, shell=True)
             bench("cpu-loop-x2", 0, f"{spin} & {spin}; wait", shell=True)
@@ -212,23 +219,26 @@ def main() -> None:
             gcm = capture(f"gcm_{args.decrypt}.pcap", args.decrypt, "--encrypt", "--cipher", "gcm")
             out = os.path.join(args.outdir, "decrypted.pcap")
             made.append(out)
-            bench("dec:ipsecpcap", args.decrypt, ipsecpcap + ["decrypt", enc, "--keys", enc + ".esp_sa", "-w", out])
+            bench("dec:ipsecpcap", args.decrypt, ipsecpcap + ["decrypt", enc, "--keys", enc + ".esp_sa", "-w", out],
+                  reads=enc)
             bench("dec:ipsecpcap-gcm", args.decrypt,
-                  ipsecpcap + ["decrypt", gcm, "--keys", gcm + ".esp_sa", "-w", out])
+                  ipsecpcap + ["decrypt", gcm, "--keys", gcm + ".esp_sa", "-w", out], reads=gcm)
             if args.tshark and not args.no_tshark_decrypt:
                 # tshark cannot write the decrypted packets: it dissects them, printing inner
                 # fields (about 11 minutes: in the first round only)
                 bench("dec:tshark", args.decrypt,
                       ["tshark", "-r", enc, "-n", "-o", "esp.enable_encryption_decode:TRUE", "-T", "fields",
                        "-e", "frame.number", "-e", "ip.src", "-e", "ip.dst", "-e", "udp.dstport"],
-                      env=tshark_env(enc + ".esp_sa"), every_round=False)
+                      env=tshark_env(enc + ".esp_sa"), every_round=False, reads=enc)
         # Round after round, every contender once in each: the machine's speed drifts over
         # minutes, and a drift then touches every contender alike, not the last ones only.
         runs: dict[str, list] = {}
         for r in range(args.repeat):
-            for label, packets, cmd, stdin_path, env, shell, every_round in plan:
+            for label, packets, cmd, stdin_path, env, shell, every_round, reads in plan:
                 if r and not every_round:
                     continue
+                if reads:
+                    warm(reads)
                 wall, rss = run(cmd, stdin_path, env, shell)
                 runs.setdefault(label, []).append((wall, rss))
                 print(f"  round {r + 1}: {label}: {wall:.2f} s, {rss / 1024:.0f} MB", file=sys.stderr)

@@ -32,11 +32,13 @@ import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-
-import yaml
+from typing import TYPE_CHECKING
 
 from .errors import EXIT_KEYS, IpsecpcapError
 from .keymodel import EspKey, Ikev1Key, Ikev2Key, KeySource, KeyStore
+
+if TYPE_CHECKING:  # imported where a YAML or JSON key file is read (_compose)
+    import yaml
 
 
 class KeyFileError(IpsecpcapError):
@@ -918,6 +920,8 @@ class _Node:
         self.node = node
 
     def scalar(self) -> str | None:
+        import yaml  # (imported by _compose: only YAML and JSON key files need it, 15 ms)
+
         if isinstance(self.node, yaml.ScalarNode):
             if self.node.tag.endswith(":null") and self.node.style is None:
                 return None
@@ -925,17 +929,23 @@ class _Node:
         return None
 
     def mapping(self) -> dict[str, _Node] | None:
+        import yaml
+
         if not isinstance(self.node, yaml.MappingNode):
             return None
         return {str(k.value): _Node(v, k.start_mark.line + 1) for k, v in self.node.value}
 
     def seq(self) -> list[_Node] | None:
+        import yaml
+
         if not isinstance(self.node, yaml.SequenceNode):
             return None
         return [_Node(v) for v in self.node.value]
 
 
 def _compose(at: _At, text: str, is_json: bool) -> yaml.Node:
+    import yaml  # here: a Wireshark table, ip xfrm output or tcpdump secrets need no YAML parser
+
     if is_json:
         try:
             json.loads(text)

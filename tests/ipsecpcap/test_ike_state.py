@@ -7,6 +7,7 @@ import pytest
 
 from ipsecpcap.analysis import analyze_capture
 from ipsecpcap.dissectors.ike import parse_ike
+from ipsecpcap.ikesa import addr_text
 from ipsecpcap.tables import ike_tables
 from ipsecpcap.tracker import Tracker
 
@@ -50,19 +51,29 @@ def test_sa_proposals_shared_between_messages():
 
 @pytest.mark.parametrize("cap", CAPTURES, ids=lambda p: p.parent.name + "/" + p.name)
 def test_exchange_rows_read_as_the_full_dissector(cap):
-    """Each row's payload names, anomalies, SPIs and (IKEv2) roles, against the full
-    dissection of the message's own bytes (the rows share lists and strings)."""
+    """Each row, field by field, against the full dissection of the message's own bytes and
+    what the capture says of its packet (the rows share lists and strings, and are made
+    with positional arguments: a field out of place shows here)."""
     tr = analyze_capture(cap)
     rows = ike_tables(tr).exchanges
-    raws = {ev.frame: ev.raw for ev in tr.ike_events}
-    assert [r.frame for r in rows] == sorted(raws) and len(rows) == len(tr.ike_events)
+    evs = {ev.frame: ev for ev in tr.ike_events}
+    assert [r.frame for r in rows] == sorted(evs) and len(rows) == len(tr.ike_events)
     for r in rows:
-        m = parse_ike(raws[r.frame])
+        ev = evs[r.frame]
+        m = parse_ike(ev.raw)
+        h = len(ev.addrs) // 2
         assert r.payloads == [p.name for p in m.payloads], r.frame
         assert r.anomalies == [f"{a.kind}:{a.where}" + (f": {a.detail}" if a.detail else "") for a in m.anomalies]
-        assert (r.ispi, r.rspi, r.mid, r.length) == (m.ispi.hex(), m.rspi.hex(), m.mid, m.length)
+        assert (r.capture, r.ts, r.src, r.dst, r.sport, r.dport, r.natt, r.ip_fragments) == (
+            cap.name, ev.ts, addr_text(ev.addrs[:h]), addr_text(ev.addrs[h:]), ev.sport, ev.dport, ev.marker,
+            ev.fragments)
+        assert (r.version, r.exchange_type, r.exchange, r.ispi, r.rspi, r.mid, r.length, r.encrypted) == (
+            m.version, m.exchange_type, m.exchange, m.ispi.hex(), m.rspi.hex(), m.mid, m.length, m.encrypted)
+        assert (r.decrypted, r.decryption) == (False, "no_key" if m.encrypted else None)
         if m.version == 2:
             assert (r.initiator, r.response) == (m.initiator_flag, m.response_flag)
+        else:
+            assert isinstance(r.initiator, bool) and isinstance(r.response, bool)
 
 
 def test_messages_out_of_order_are_sorted():

@@ -972,7 +972,10 @@ class _EspGroups:
         time, frame and number stored, its frames put in the ring.  Returns those done."""
         get = cache.get
         keys, lastbad, first_seq, starts, ends = self.keys, self.lastbad, self.first_seq, self.starts, self.ends
-        bulk = self._bulk
+        total_len, total_udp, last_ts, last_frame, last_seq = (self.total_len, self.total_udp, self.last_ts,
+                                                               self.last_frame, self.last_seq)
+        ring_from, ring_slot, fr = self.ring_from, self.ring_slot, self.frame_arr
+        more = None if self.proto == IPPROTO_ESP else self._more  # ESP's _more is inlined below
         done = []
         for g in ids:
             s = get(keys[g])
@@ -981,7 +984,25 @@ class _EspGroups:
             top = s[13]
             if first_seq[g] != top + 1 or top == FORCE:
                 continue
-            bulk(s, g, starts[g], ends[g])
+            # _bulk for a whole group, inlined: the hot loop (18k groups on the 1M capture)
+            a, en = starts[g], ends[g]
+            s[0] += en - a
+            s[1] += total_len[g]
+            s[3] = last_ts[g]
+            s[5] = last_frame[g]
+            s[7] = s[13] = last_seq[g]
+            if more is None:
+                if total_udp[g]:
+                    s[8] += total_udp[g]
+            else:
+                more(s, g, a, en)
+            r, p, ring = ring_from[g], ring_slot[g], s[14]
+            k = en - r
+            if p + k <= 64:
+                ring[p:p + k] = fr[r:en]
+            else:
+                ring[p:64] = fr[r:r + 64 - p]
+                ring[0:k - 64 + p] = fr[r + 64 - p:en]
             done.append(g)
         return done
 

@@ -27,6 +27,7 @@ import pytest
 
 import ipsecpcap.vector as vector
 from ipsecpcap.analysis import Analysis, analyze_capture
+from ipsecpcap.tracker import SA_SEQ_RING, SA_SEQ_TOP
 
 try:
     from reference import ROOT, all_captures
@@ -48,6 +49,9 @@ def tables(tracker) -> dict:
     out["summary"] = a.summary()
     out["esp_samples"] = list(tracker.esp_samples.items())
     out["sa_order"] = list(tracker.sas)
+    # each SA's anti-replay ring (the frames of its last 64 numbers, which a later duplicate
+    # or late packet is told against) and the in-order top it hands the hot path
+    out["sa_rings"] = [(list(e[SA_SEQ_RING]), e[SA_SEQ_TOP]) for e in tracker.sas.values()]
     # every flow with its raw TCP bits (the order of the rows is the tracker's own business:
     # the bulk path makes a batch's new flows before the flows of the decoder's calls)
     flows = tracker.flows

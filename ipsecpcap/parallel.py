@@ -7,10 +7,13 @@ blocks with numpy, decodes the rare frames and hands out
 :class:`~ipsecpcap.vector.Applier` applies them to the tracker and parses
 the IKE messages.  With ``jobs >= 2`` a child process runs the classifier and
 sends the batches through a pipe (pickled), while this process applies them
-as they come; every second batch it sends before its grouping step
+as they come; it sends each batch before its grouping step
 (:class:`~ipsecpcap.vector.Taken`), which this process does, so that the two
 stages take about the same CPU time (measured on the 1M-packet benchmark
-capture: 1.27 s and 1.07 s of CPU without, 1.17 s and 1.15 s with).  Both
+capture, the stages' CPU during the read: 0.62 s and 0.67 s; grouping every
+second batch in the child, 0.79 s and 0.64 s; on 5M, 3.09 s and 3.16 s against
+3.74 s and 2.93 s).  The batches cost pickling and the pipe: about 55 MB per
+million packets, 0.07 s of CPU each way.  Both
 stages see every frame in the same order as one process does, so the result
 is the same, frame for frame and table for table -- not an approximation
 from merging slices (``Tracker.merge`` would re-check each
@@ -36,10 +39,10 @@ from .tracker import Tracker
 from .vector import Applier, Classifier
 
 
-# The classifier is the heavier stage (reading, numpy, and grouping each batch's frames by SA
-# and flow, which is about a third of its work): every HAND_OVER-th batch goes to the applier
-# ungrouped, and the applier's process groups it.
-HAND_OVER = 2
+# Reading, numpy and grouping each batch's frames by SA and flow made the classifier the heavier
+# stage: every HAND_OVER-th batch goes to the applier ungrouped, and the applier's process groups
+# it.  Since the applier updates flows with numpy, every batch (see the module docstring).
+HAND_OVER = 1
 
 
 class _Progress:

@@ -45,7 +45,9 @@ class SaKeys:
 def decrypt_ike(sas: list[IkeSa], chosen: dict[int, Chosen], store: KeyStore
                 ) -> tuple[dict[int, Decrypted], dict[int, SaKeys]]:
     """Decrypt every encrypted message.  Returns per event (by id) and per
-    IKE SA (by id) results."""
+    IKE SA (by id) results.  The messages of an IKE SA without a key have
+    none (they read as ``no_key``): a long capture has tens of thousands,
+    and often a key for a few of its IKE SAs."""
     by_event: dict[int, Decrypted] = {}
     by_sa: dict[int, SaKeys] = {}
     v2keys = {(k.ispi, k.rspi): k for k in store.ikev2}
@@ -72,16 +74,15 @@ def _record(info: SaKeys, ev, status: str, payloads, fp, anomalies=()) -> Decryp
 
 
 def _v2(sa: IkeSa, key, info: SaKeys, out: dict) -> None:
-    fp = key.fingerprint if key is not None else None
+    if key is None:
+        return
+    fp = key.fingerprint
     info.key = fp
     frags: dict[tuple, dict[int, bytes]] = {}  # (mid, from initiator) -> {number: plaintext}
     firsts: dict[tuple, int] = {}
     for ev in sa.events:
         m = ev.msg
         if not m.encrypted:  # IKEv2: no SK or SKF payload (RFC 7296 3.14, RFC 7383 2.5)
-            continue
-        if key is None:
-            out[id(ev)] = Decrypted("no_key")
             continue
         from_init = bool(m.initiator_flag) if m.initiator_flag is not None else bool(is_initiator(sa, ev))
         res = ikev2_open(key, ev.raw, from_init)
@@ -113,11 +114,7 @@ def _v2(sa: IkeSa, key, info: SaKeys, out: dict) -> None:
 
 def _v1(sa: IkeSa, key, ch: Chosen | None, info: SaKeys, out: dict) -> None:
     encrypted = [ev for ev in sa.events if ev.msg.encrypted]
-    if not encrypted:
-        return
-    if key is None:
-        for ev in encrypted:
-            out[id(ev)] = Decrypted("no_key")
+    if not encrypted or key is None:
         return
     fp = key.fingerprint
     info.key = fp

@@ -64,7 +64,7 @@ class IkeView:
     sas: list = field(default_factory=list)  # the IkeSa groups (ipsecpcap.ikesa), in table order
     payloads_of: Callable | None = None  # IkeEvent -> its payloads, decrypted ones included
     events: list = field(default_factory=list, repr=False)  # the messages, by capture and frame
-    decrypted: dict = field(default_factory=dict, repr=False)  # id(event) -> ikedecrypt.Decrypted
+    decrypted: dict = field(default_factory=dict, repr=False)  # id(event) -> ikedecrypt.Decrypted (none: no key)
     captures: list[str] = field(default_factory=list, repr=False)
 
     _shown: dict = field(default_factory=dict, repr=False)  # shown()'s answers, by id(IkeSa)

@@ -88,3 +88,23 @@ def test_messages_out_of_order_are_sorted():
     assert [r.ispi for r in view.exchanges] == [parse_ike(raws[i]).ispi.hex() for i in (1, 2, 0)]
     tr = analyze_capture(CAPTURES[2])
     assert ike_tables(tr).events is tr.ike_events
+
+
+def test_messages_without_a_key_read_as_no_key():
+    """With keys for one IKE SA's capture and none for another's, the other's encrypted
+    messages have no decryption result kept, and read as no_key; the keyed ones decrypt."""
+    from ipsecpcap.analysis import analyze
+
+    keyed, other = SS / "ikev2-cbc-rekey", FIX / "public" / "arkime" / "IKEv2.pcap"
+    a = analyze([keyed / "capture.pcap", other], keys=[keyed])
+    view = a.ike_view
+    rows = {(r.capture, r.frame): r for r in a.exchanges}
+    for ev in view.events:
+        r = rows[(view.captures[ev.capture], ev.frame)]
+        if view.captures[ev.capture] == other.name:
+            assert id(ev) not in view.decrypted
+            assert (r.decrypted, r.decryption) == (False, "no_key" if ev.msg.encrypted else None)
+        elif ev.msg.encrypted:
+            assert (r.decrypted, r.decryption) == (True, "ok")
+    assert sum(r.decryption == "ok" for r in rows.values()) > 5
+    assert sum(r.decryption == "no_key" for r in rows.values()) > 5

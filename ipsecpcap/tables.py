@@ -166,8 +166,8 @@ def exchange_rows(view: IkeView) -> list[ExchangeRow]:
 
     A long capture has tens of thousands, most alike: what repeats from row to row is one
     object, however many rows show it -- the texts (an SPI in hex, an address) and the
-    lists (the payload names of a message, unless decrypted ones follow them; no anomalies).  The
-    rows are frozen, and their lists are read, never changed (``to_dict`` copies them)."""
+    lists (a message's payload names unless decrypted ones follow them; no anomalies).
+    The rows are frozen, and their lists are read, never changed (``to_dict`` copies)."""
     dec = view.decrypted
     captures = view.captures
     owner = {id(ev): sa for sa in view.sas if sa.version != 2 for ev in sa.events}  # (IKEv1: see below)

@@ -86,6 +86,27 @@ def test_merge_sas_across_captures():
     assert ah.protocol == "ah" and ah.next_headers == {"esp": 1} and ah.capture == "two.pcap"
 
 
+
+def test_merge_flows_across_captures():
+    """Flows in columns: a flow seen in both captures (from the other end in the second) keeps
+    its first capture, frame and initiator and takes the second's last; one seen only in the
+    second is its own, with what protected it; the merged tracker's flows are a copy."""
+    a, b = Tracker("one.pcap"), Tracker("two.pcap")
+    a.flow(5, 1.0, 17, A + B, 5000, 53, 70, 0, None)
+    b.flow(2, 3.0, 17, B + A, 53, 5000, 90, 0, None)  # the answer, in the second capture
+    b.flow(4, 4.0, 6, B + A, 443, 41000, 60, SYN, "0x00000007")
+    merged = a.merge(b)
+    udp, tcp_row = flow_table(merged)
+    assert (udp.src, udp.sport, udp.packets_fwd, udp.packets_rev, udp.bytes_fwd, udp.bytes_rev, udp.state) == \
+           ("10.0.0.1", 5000, 1, 1, 70, 90, "accepted")
+    assert (udp.capture, udp.first_frame, udp.first_seen, udp.last_frame, udp.last_seen) == \
+           ("one.pcap", 5, 1.0, 2, 3.0)
+    i = merged.flows.index[(17, A + B, 5000, 53)]
+    assert merged.flows.last_cap[i] == 1  # the second capture
+    assert (tcp_row.capture, tcp_row.src, tcp_row.state, tcp_row.protected_by) == \
+           ("two.pcap", "10.0.0.2", "unanswered", "0x00000007")
+    assert len(b.flows) == 2 and b.flows.pk_fwd[0] == 1  # the later tracker is left as it was
+
 def _ikev2_sk_message(mid: int) -> bytes:
     """An IKEv2 INFORMATIONAL request: the 28-byte header (RFC 7296 3.1) and one SK payload."""
     import struct

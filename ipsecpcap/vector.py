@@ -61,7 +61,7 @@ and for a batch of blocks (about :data:`BATCH` frames, :meth:`Classifier.flush`)
 
 The applier first applies the groups whose SA entry exists and every flow
 group (they touch nothing else, so order does not matter;
-:meth:`_EspGroups.apply_known`, :meth:`_FlowGroups.apply_known`), then
+:meth:`_EspGroups.apply_known`, :meth:`_FlowGroups.apply`), then
 replays the calls and the other groups in order.  An SA group goes frame by
 frame through :meth:`Tracker.esp` / :meth:`Tracker.ah` until its SA's
 anti-replay state takes the next in order (``seq == top + 1``, see
@@ -777,9 +777,9 @@ class Applier:
         esp, flows = batch.esp, batch.flows
         sa_cache, flow_table = self._sa_cache, self._flows
         todo = batch.todo
-        # Known SAs and flows first, in tight loops: a group whose SA or flow entry exists
-        # touches nothing but that entry (no other frame of the batch shares its key), so
-        # it can be applied out of frame order; the rest keep their order below.
+        # Known SAs and all flows first: a group whose SA entry exists, or a flow group,
+        # touches nothing but that entry or flow (no other frame of the batch shares its
+        # key), so it can be applied out of frame order; the rest keep their order below.
         esp_apply = ah_apply = None
         ah, ah_cache = batch.ah, self._ah_cache
         if ah is not None:
@@ -792,7 +792,7 @@ class Applier:
             esp_apply = esp.apply
         if flows is not None:
             is_flow = todo[:, 0] == 2
-            flows.apply_known(todo[is_flow, 1], flow_table, tr.flows, self.addrs_of)
+            flows.apply(todo[is_flow, 1], flow_table, tr.flows, self.addrs_of)
             todo = todo[~is_flow]
         methods = {name: getattr(tr, name) for name in ("ah", "flow", "icmp_error", "keepalive", "truncated_ipsec")}
         addrs_of = self.addrs_of
@@ -1099,7 +1099,7 @@ class _FlowGroups:
     ``prot``: the SPI of the AH that protected the frame, -1 for none (a new flow
     records what protected its first frame).
 
-    The applier applies all its groups at once, with numpy (:meth:`apply_known`): it
+    The applier applies all its groups at once, with numpy (:meth:`apply`): it
     keeps a table (a :class:`_KeyTable`) from protocol and the two endpoints to every
     IPv4 TCP and UDP flow's row in :class:`~ipsecpcap.tracker.Flows` and the
     direction of its initiator.  A group whose flow the table does not know is a new
@@ -1149,7 +1149,7 @@ class _FlowGroups:
         """Forget what only the classifier needs (the batch is smaller to hand over)."""
         del self.members, self._frames, self.first
 
-    def apply_known(self, ids: np.ndarray, table: _KeyTable, fl, addrs_of) -> None:
+    def apply(self, ids: np.ndarray, table: _KeyTable, fl, addrs_of) -> None:
         """Apply the groups ``ids`` (those the batch applies, not turned into calls) to
         the flow columns ``fl`` (the tracker's :class:`Flows`), all at once.  ``table``
         knows every IPv4 TCP and UDP flow of the tracker (the applier puts those the

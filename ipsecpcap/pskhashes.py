@@ -53,9 +53,9 @@ from dataclasses import dataclass, field
 from .algorithms import v1_auth
 from .dissectors.isakmp import IKE_HEADER_LEN, Problems, iter_chain, message_bounds, parse_header
 from .ikesa import IkeSa, addr_text, chosen_proposal, identities, split
+from .tracker import V1_AGGRESSIVE as AGGRESSIVE  # (the tracker keeps these messages' bytes for us)
 from .tracker import IkeEvent
 
-AGGRESSIVE = 4  # ISAKMP exchange type (RFC 2408 4.1 / IANA)
 ZERO = b"\x00" * 8
 
 # IKEv1 payload types (RFC 2408 3.1)

@@ -177,9 +177,8 @@ def exchange_rows(view: IkeView) -> list[ExchangeRow]:
     rows = []
     for ev in view.events:
         m = ev.msg
-        if m.version == 2:  # RFC 7296 3.1: the I and R flags say it (as is_initiator and is_response read it)
-            flags = m.flags
-            initiator, response = bool(flags & 0x08), bool(flags & 0x20)
+        if m.version == 2:  # the I and R flags say it (as is_initiator and is_response read them)
+            initiator, response = m.initiator_flag, m.response_flag
         else:
             sa = owner[id(ev)]
             initiator, response = is_initiator(sa, ev), is_response(sa, ev)

@@ -223,13 +223,25 @@ def _esp_fields(c: Classes, offs, data, ah_esp) -> tuple | None:
     return i, head[:, 0], head[:, 1], u, start, 34 + np.where(u, c.uend[i], c.avail[i])
 
 
+def _endpoints(addrs: bytes, sport: int, dport: int) -> tuple[int, int]:
+    """The two ends of an IPv4 flow's packet as the bulk path keys them (address << 16 |
+    port), the sender's first."""
+    return int.from_bytes(addrs[:4], "big") << 16 | sport, int.from_bytes(addrs[4:], "big") << 16 | dport
+
+
 def _flow_key(proto: int, addrs: bytes, sport: int, dport: int):
     """The direction-free key of a flow, as the bulk path groups IPv4 flows."""
     if len(addrs) != 8:
         return None  # IPv6: never in the bulk path
-    a = int.from_bytes(addrs[:4], "big") << 16 | sport
-    b = int.from_bytes(addrs[4:], "big") << 16 | dport
+    a, b = _endpoints(addrs, sport, dport)
     return (proto, a, b) if a <= b else (proto, b, a)
+
+
+def _table_words(proto, lo, hi) -> tuple:
+    """The two words a flow is known by in the applier's table of flows (:class:`_KeyTable`):
+    its protocol and lower end (48 bits), and its higher end; of one flow, or of numpy
+    arrays of them."""
+    return proto << 48 | lo, hi
 
 
 class _RecordingDecoder(Decoder):
@@ -824,10 +836,9 @@ class Applier:
         i = len(tr.flows)
         row, forward = tr.flow(*args)
         if row == i and (proto == 6 or proto == 17) and len(addrs) == 8:  # a new one
-            a = int.from_bytes(addrs[:4], "big") << 16 | sport
-            b = int.from_bytes(addrs[4:], "big") << 16 | dport
+            a, b = _endpoints(addrs, sport, dport)
             d = a > b  # as _FlowGroups: 1 when the source is the higher endpoint
-            self._flows.put(proto << 48 | min(a, b), max(a, b), row << 1 | (d if forward else not d))
+            self._flows.put(*_table_words(proto, min(a, b), max(a, b)), row << 1 | (d if forward else not d))
 
     def addrs_of(self, a: int) -> bytes:
         b = self._addrs.get(a)
@@ -1157,8 +1168,7 @@ class _FlowGroups:
         m, pr, addr, sp, dp, d, lo, hi, iplen, flags, ts, frame, prot = self._sorted
         del self._sorted
         starts = self.starts
-        k1 = (pr[starts] << 48) | lo[starts]  # proto and the lower endpoint (48 bits)
-        k2 = hi[starts].astype(np.uint64)
+        k1, k2 = _table_words(pr[starts], lo[starts], hi[starts])
         val = table.get(k1[ids], k2[ids])  # flow row * 2 + the initiator's d, -1: not known
         new = ids[val < 0]
         known = val >= 0

@@ -283,7 +283,7 @@ def flow_table(tr: Tracker) -> list[FlowRow]:
     captures = tr.captures
     rows = []
     for ((proto, addrs, sport, dport), pk_fwd, pk_rev, by_fwd, by_rev, first_ts, last_ts, first_frame, last_frame,
-         bits, protected, cap) in zip(fl.index, fl.pk_fwd, fl.pk_rev, fl.by_fwd, fl.by_rev, fl.first_ts, fl.last_ts,
+         bits, protected, cap) in zip(fl.keys(), fl.pk_fwd, fl.pk_rev, fl.by_fwd, fl.by_rev, fl.first_ts, fl.last_ts,
                                       fl.first_frame, fl.last_frame, fl.tcp, fl.protected, fl.first_cap):
         src, dst = split(addrs)
         rows.append(FlowRow(

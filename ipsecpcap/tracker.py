@@ -20,6 +20,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .dissectors.records import IkeMessage, IkeSummary
+from .keytable import KeyTable, endpoints, table_words
 from .sequence import CAPTURE_SHIFT, FORCE, SeqState, SeqSummary, new_ring
 
 # indexes into an SA entry (a list, for cheap in-place updates in the hot path)
@@ -88,30 +89,41 @@ class IkeEvent(NamedTuple):
 class Flows:
     """The flows of a tracker: one row each, in columns.
 
-    ``index`` maps a flow's key -- (proto, addrs, sport, dport), the
-    initiator's end first -- to its row; rows are numbered in the order the
-    flows appeared, which is the index's order.  Each column is an
-    ``array.array`` of 8-byte values (a flow costs about 90 bytes of columns
-    beside its key, where a list of Python ints and floats cost about 450),
-    updated in place one packet at a time by :meth:`Tracker.flow`, and a
-    whole batch at a time through numpy views (:meth:`views`, used by
-    :mod:`ipsecpcap.vector`).
+    Rows are numbered in the order the flows appeared.  A flow is keyed by
+    (proto, addrs, sport, dport), the initiator's end first; the key is kept
+    in columns too (``proto``, ``sport``, ``dport``, and ``addr``, the IPv4
+    address pair as one 64-bit number), and :meth:`find` gives a packet's flow
+    and whether its sender is the initiator.  An IPv4 flow is found through
+    ``table``, a :class:`~ipsecpcap.keytable.KeyTable` keyed by the protocol
+    and the two ends whichever sent the packet (:func:`~ipsecpcap.keytable.table_words`),
+    whose value is the row times two plus which end is the initiator's (1: the
+    higher); the table is also how :mod:`ipsecpcap.vector` finds a whole
+    batch's flows at once.  Any other flow (IPv6) is found through ``other``, a
+    dict from its key, and its addresses are in ``wide`` (row -> addrs).  A
+    flow costs about 190 bytes (columns about 100, the table about 90), where
+    a dict keyed by tuples cost about 340 with the table beside it.
 
-    Columns: packets and bytes from the initiator (``pk_fwd``, ``by_fwd``)
-    and from the responder (``pk_rev``, ``by_rev``); first and last packet
-    (``first_ts``, ``last_ts``, ``first_frame``, ``last_frame``, and the
-    captures they were in, ``first_cap``, ``last_cap``); the TCP and ICMP
-    observations (``tcp``, the ``TCP_*`` / ``ICMP_ERROR_REV`` bits); and, a
-    list, what protected the first packet (``protected``: an AH SPI as text,
-    or None)."""
+    Each column is an ``array.array``, updated in place one packet at a time
+    by :meth:`Tracker.flow`, and a whole batch at a time through numpy views
+    (:meth:`views`, used by :mod:`ipsecpcap.vector`).  Columns: packets and
+    bytes from the initiator (``pk_fwd``, ``by_fwd``) and from the responder
+    (``pk_rev``, ``by_rev``); first and last packet (``first_ts``,
+    ``last_ts``, ``first_frame``, ``last_frame``, and the captures they were
+    in, ``first_cap``, ``last_cap``); the TCP and ICMP observations (``tcp``,
+    the ``TCP_*`` / ``ICMP_ERROR_REV`` bits); and, a list, what protected the
+    first packet (``protected``: an AH SPI as text, or None)."""
 
     INTS = ("pk_fwd", "pk_rev", "by_fwd", "by_rev", "first_frame", "last_frame", "tcp", "first_cap", "last_cap")
     FLOATS = ("first_ts", "last_ts")
-    __slots__ = ("index", "protected") + INTS + FLOATS
+    KEYS = ("proto", "sport", "dport", "addr")
+    __slots__ = ("table", "other", "wide", "protected") + KEYS + INTS + FLOATS
 
     def __init__(self):
-        self.index: dict[tuple, int] = {}
+        self.table = KeyTable(sparse=2)
+        self.other: dict[tuple, int] = {}
+        self.wide: dict[int, bytes] = {}
         self.protected: list[str | None] = []
+        self.proto, self.sport, self.dport, self.addr = array("B"), array("I"), array("I"), array("Q")
         for name in self.INTS:
             setattr(self, name, array("q"))
         for name in self.FLOATS:
@@ -120,10 +132,49 @@ class Flows:
     def __len__(self) -> int:
         return len(self.protected)
 
+    def find(self, proto: int, addrs: bytes, sport: int, dport: int) -> tuple[int, bool] | None:
+        """The flow of a packet (``addrs``, ``sport``, ``dport``: the sender's end first):
+        its row and whether the sender is the initiator; None if there is none yet."""
+        if len(addrs) == 8 and sport < 0x10000 and dport < 0x10000:
+            a, b = endpoints(addrs, sport, dport)
+            v = self.table.get_one(proto << 48 | a, b) if a <= b else self.table.get_one(proto << 48 | b, a)
+            return None if v < 0 else (v >> 1, (v & 1) == (a > b))
+        i = self.other.get((proto, addrs, sport, dport))
+        if i is not None:
+            return i, True
+        i = self.other.get((proto, swap(addrs), dport, sport))
+        return None if i is None else (i, False)
+
+    def key(self, i: int) -> tuple:
+        """Row ``i``'s key: (proto, addrs, sport, dport), the initiator's end first."""
+        addrs = self.wide.get(i) if self.wide else None
+        return self.proto[i], addrs if addrs is not None else self.addr[i].to_bytes(8, "big"), \
+            self.sport[i], self.dport[i]
+
+    def keys(self):
+        """Every row's key, in row order."""
+        wide = self.wide
+        for i, (proto, a, sport, dport) in enumerate(zip(self.proto, self.addr, self.sport, self.dport)):
+            addrs = wide.get(i) if wide else None
+            yield proto, addrs if addrs is not None else a.to_bytes(8, "big"), sport, dport
+
     def add(self, key: tuple, pk_fwd: int, pk_rev: int, by_fwd: int, by_rev: int, ts: float, frame: int,
             tcp: int, protected: str | None, cap: int = 0) -> int:
-        """A new flow with one packet (or, merging, a flow's totals); returns its row."""
-        i = self.index[key] = len(self.protected)
+        """A new flow (``key`` not found) with one packet (or, merging, a flow's totals);
+        returns its row."""
+        i = len(self.protected)
+        proto, addrs, sport, dport = key
+        if len(addrs) == 8 and sport < 0x10000 and dport < 0x10000:
+            a, b = endpoints(addrs, sport, dport)
+            self.table.put(*table_words(proto, min(a, b), max(a, b)), i << 1 | (a > b))
+            self.addr.append(int.from_bytes(addrs, "big"))
+        else:
+            self.other[key] = i
+            self.wide[i] = addrs
+            self.addr.append(0)
+        self.proto.append(proto)
+        self.sport.append(sport)
+        self.dport.append(dport)
         self.protected.append(protected)
         self.pk_fwd.append(pk_fwd)
         self.pk_rev.append(pk_rev)
@@ -138,22 +189,27 @@ class Flows:
         self.last_cap.append(cap)
         return i
 
-    def extend(self, keys: list[tuple], pk_fwd, pk_rev, by_fwd, by_rev, ts, frame, tcp, protected: list) -> np.ndarray:
-        """:meth:`add` for many new flows (keys not in the index; values as numpy arrays);
+    def extend(self, proto, addr, sport, dport, pk_fwd, pk_rev, by_fwd, by_rev, ts, frame, tcp,
+               protected: list) -> np.ndarray:
+        """:meth:`add` for many new IPv4 flows (not found; distinct), the keys and values as
+        numpy arrays (``addr``: address pairs as unsigned 64-bit, the initiator's first);
         returns their rows."""
-        n = len(self.protected)
-        self.index.update(zip(keys, range(n, n + len(keys))))
-        if len(self.index) != n + len(keys):
-            raise RuntimeError("a flow was made twice")  # the caller's table of flows is wrong
+        n, m = len(self.protected), len(proto)
+        rows = np.arange(n, n + m, dtype=np.int64)
+        a = ((addr >> np.uint64(32)).astype(np.int64) << 16) | sport
+        b = ((addr & np.uint64(0xFFFFFFFF)).astype(np.int64) << 16) | dport
+        k1, k2 = table_words(proto.astype(np.int64), np.minimum(a, b), np.maximum(a, b))
+        self.table.put_many(k1, k2, rows << 1 | (a > b))
         self.protected.extend(protected)
         i8, f8 = np.int64, np.float64
-        for name, values, dtype in (("pk_fwd", pk_fwd, i8), ("pk_rev", pk_rev, i8), ("by_fwd", by_fwd, i8),
+        for name, values, dtype in (("proto", proto, np.uint8), ("sport", sport, np.uint32),
+                                    ("dport", dport, np.uint32), ("addr", addr, np.uint64),
+                                    ("pk_fwd", pk_fwd, i8), ("pk_rev", pk_rev, i8), ("by_fwd", by_fwd, i8),
                                     ("by_rev", by_rev, i8), ("first_ts", ts, f8), ("last_ts", ts, f8),
                                     ("first_frame", frame, i8), ("last_frame", frame, i8), ("tcp", tcp, i8),
-                                    ("first_cap", np.zeros(len(keys), i8), i8),
-                                    ("last_cap", np.zeros(len(keys), i8), i8)):
+                                    ("first_cap", np.zeros(m, i8), i8), ("last_cap", np.zeros(m, i8), i8)):
             getattr(self, name).frombytes(np.ascontiguousarray(values, dtype=dtype).tobytes())
-        return np.arange(n, n + len(keys), dtype=np.int64)
+        return rows
 
     def row(self, i: int) -> dict:
         """Row ``i`` as a dict of its columns (for tests and merging)."""
@@ -263,8 +319,21 @@ class Tracker:
         """One packet of a flow.  Returns the flow's row and whether this packet's sender
         is its initiator (the bulk path of :mod:`ipsecpcap.vector` goes on from there)."""
         fl = self.flows
-        i = fl.index.get((proto, addrs, sport, dport))
-        if i is not None:
+        found = fl.find(proto, addrs, sport, dport)
+        if found is None:
+            # a new flow: the sender is the initiator, except for a SYN-ACK, which
+            # the responder sends (the SYN was not captured)
+            if proto == IPPROTO_TCP and tcp_flags & (_SYN | _ACK) == _SYN | _ACK:
+                return fl.add((proto, swap(addrs), dport, sport), 0, 1, 0, length, ts, frame, TCP_SYNACK_REV,
+                              protected_by), False
+            bits = 0
+            if proto == IPPROTO_TCP:
+                bits = _tcp_fwd(tcp_flags, 0)
+                if tcp_flags & (_SYN | _ACK | _RST) == _SYN:
+                    bits |= TCP_FIRST_SYN
+            return fl.add((proto, addrs, sport, dport), 1, 0, length, 0, ts, frame, bits, protected_by), True
+        i, forward = found
+        if forward:
             fl.pk_fwd[i] += 1
             fl.by_fwd[i] += length
             if ts >= fl.last_ts[i]:
@@ -273,27 +342,14 @@ class Tracker:
             if proto == IPPROTO_TCP:
                 fl.tcp[i] |= _tcp_fwd(tcp_flags, fl.tcp[i])
             return i, True
-        rk = (proto, swap(addrs), dport, sport)
-        i = fl.index.get(rk)
-        if i is not None:
-            fl.pk_rev[i] += 1
-            fl.by_rev[i] += length
-            if ts >= fl.last_ts[i]:
-                fl.last_ts[i] = ts
-                fl.last_frame[i] = frame
-            if proto == IPPROTO_TCP:
-                fl.tcp[i] |= _tcp_rev(tcp_flags)
-            return i, False
-        # a new flow: the sender is the initiator, except for a SYN-ACK, which
-        # the responder sends (the SYN was not captured)
-        if proto == IPPROTO_TCP and tcp_flags & (_SYN | _ACK) == _SYN | _ACK:
-            return fl.add(rk, 0, 1, 0, length, ts, frame, TCP_SYNACK_REV, protected_by), False
-        bits = 0
+        fl.pk_rev[i] += 1
+        fl.by_rev[i] += length
+        if ts >= fl.last_ts[i]:
+            fl.last_ts[i] = ts
+            fl.last_frame[i] = frame
         if proto == IPPROTO_TCP:
-            bits = _tcp_fwd(tcp_flags, 0)
-            if tcp_flags & (_SYN | _ACK | _RST) == _SYN:
-                bits |= TCP_FIRST_SYN
-        return fl.add((proto, addrs, sport, dport), 1, 0, length, 0, ts, frame, bits, protected_by), True
+            fl.tcp[i] |= _tcp_rev(tcp_flags)
+        return i, False
 
     # ------------------------------------------------------------------ sink: rare events
     def ike(self, frame, ts, addrs, sport, dport, msg, marker, fragments, raw):
@@ -323,9 +379,9 @@ class Tracker:
         """An ICMP error quoting a packet of a known flow marks that flow."""
         if quoted_flow is None:
             return
-        i = self.flows.index.get(quoted_flow)
-        if i is not None:
-            self.flows.tcp[i] |= ICMP_ERROR_REV
+        found = self.flows.find(*quoted_flow)
+        if found is not None and found[1]:  # the quoted packet was the initiator's
+            self.flows.tcp[found[0]] |= ICMP_ERROR_REV
 
     def truncated_ipsec(self, frame, ts, addrs, protocol, spi, encap):
         """An ESP header cut short by the snap length: counted as malformed
@@ -384,16 +440,11 @@ class Tracker:
         for k, v in other.esp_samples.items():
             self.esp_samples.setdefault(k, v)
         mine, theirs = self.flows, other.flows
-        for k, j in theirs.index.items():
+        for j, k in enumerate(theirs.keys()):
             o = theirs.row(j)
-            i = mine.index.get(k)
-            if i is not None:
-                _merge_flow(mine, i, o, base, reverse=False)
-                continue
-            proto, addrs, sport, dport = k
-            i = mine.index.get((proto, swap(addrs), dport, sport))
-            if i is not None:
-                _merge_flow(mine, i, o, base, reverse=True)
+            found = mine.find(*k)
+            if found is not None:
+                _merge_flow(mine, found[0], o, base, reverse=not found[1])
                 continue
             i = mine.add(k, o["pk_fwd"], o["pk_rev"], o["by_fwd"], o["by_rev"], o["first_ts"], o["first_frame"],
                          o["tcp"], o["protected"], o["first_cap"] + base)

@@ -97,6 +97,7 @@ import numpy as np
 
 from .decode import ETH_IPV4, ETH_IPV6, IKE_PORT, LINKTYPE_ETHERNET, NATT_PORT, VLAN_TPIDS, Decoder, _spi_text
 from .dissectors.ike import IKE_HEADER_LEN
+from .keytable import KeyTable, endpoints, table_words
 from .reader import _cwalk
 from .tracker import (FORCE, IPPROTO_AH, IPPROTO_ESP, TCP_DATA_FWD, TCP_FIN_FWD, TCP_FIN_REV, TCP_FIRST_SYN,
                       TCP_RST_FWD, TCP_RST_REV, TCP_SYN_FWD, TCP_SYNACK_REV)
@@ -223,25 +224,12 @@ def _esp_fields(c: Classes, offs, data, ah_esp) -> tuple | None:
     return i, head[:, 0], head[:, 1], u, start, 34 + np.where(u, c.uend[i], c.avail[i])
 
 
-def _endpoints(addrs: bytes, sport: int, dport: int) -> tuple[int, int]:
-    """The two ends of an IPv4 flow's packet as the bulk path keys them (address << 16 |
-    port), the sender's first."""
-    return int.from_bytes(addrs[:4], "big") << 16 | sport, int.from_bytes(addrs[4:], "big") << 16 | dport
-
-
 def _flow_key(proto: int, addrs: bytes, sport: int, dport: int):
     """The direction-free key of a flow, as the bulk path groups IPv4 flows."""
     if len(addrs) != 8:
         return None  # IPv6: never in the bulk path
-    a, b = _endpoints(addrs, sport, dport)
+    a, b = endpoints(addrs, sport, dport)
     return (proto, a, b) if a <= b else (proto, b, a)
-
-
-def _table_words(proto, lo, hi) -> tuple:
-    """The two words a flow is known by in the applier's table of flows (:class:`_KeyTable`):
-    its protocol and lower end (48 bits), and its higher end; of one flow, or of numpy
-    arrays of them."""
-    return proto << 48 | lo, hi
 
 
 class _RecordingDecoder(Decoder):
@@ -327,105 +315,7 @@ class Batch:
         self.frames = 0
 
 
-class _KeyTable:
-    """A map from keys of two 64-bit words to non-negative integers, asked about a
-    whole array of keys at once (a Python dict asked key by key was most of the time
-    of the questions it answers: see :class:`_SeenSAs` and :class:`_FlowGroups`).
-
-    An open-addressing hash table in numpy arrays, exact (a slot holds the whole key;
-    an empty slot has -1 as its first word, which no key has: keys' first words are
-    below 2**63): a key's first slot comes from a multiplicative hash of its two
-    words, and it sits in the first free slot from there on (linear probing).  All
-    questions probe together, one numpy step per slot, so the longest probe sets the
-    number of steps: the table is a power of two with ``sparse`` slots a key at least
-    (24 bytes a slot).  An eighth full, on the 1M benchmark capture (2,220 SAs), no
-    key sits more than 2 slots past its first (10 in a table half full); the flows
-    (18k on that capture, 72k on 5M) take a table at most half full.  Keys put are
-    inserted at the next question."""
-
-    _MIN = 64  # slots of the empty table
-
-    def __init__(self, sparse: int = 8):
-        self._new: dict[tuple[int, int], int] = {}  # put since the last question
-        self._count = 0
-        self._sparse = sparse  # slots per key at least
-        self._alloc(self._MIN)
-
-    def _alloc(self, size: int) -> None:
-        self._k1 = np.full(size, -1, dtype=np.int64)
-        self._k2 = np.zeros(size, dtype=np.uint64)
-        self._val = np.zeros(size, dtype=np.int64)
-        self._shift = np.uint64(64 - (size.bit_length() - 1))  # the hash's top bits index the table
-
-    def _slot(self, k1: np.ndarray, k2: np.ndarray) -> np.ndarray:
-        """The first slot of each key: the top bits of (k2 XOR k1 * odd constant) times
-        2**64 / golden ratio, modulo 2**64 (Fibonacci hashing)."""
-        h = (k2 ^ (k1.astype(np.uint64) * np.uint64(0xC2B2AE3D27D4EB4F))) * np.uint64(0x9E3779B97F4A7C15)
-        return (h >> self._shift).astype(np.int64)
-
-    def put(self, k1: int, k2: int, value: int) -> None:
-        """Add a key (not in the table yet) with its value."""
-        self._new[(k1, k2)] = value
-
-    def put_many(self, k1: np.ndarray, k2: np.ndarray, values: np.ndarray) -> None:
-        """:meth:`put` for arrays of keys and values."""
-        self._new.update(zip(zip(k1.tolist(), k2.tolist()), values.tolist()))
-
-    def _insert(self, k1: np.ndarray, k2: np.ndarray, val: np.ndarray) -> None:
-        """Put keys (distinct, not in the table, the table big enough) each in the first
-        free slot from its hash on; where several want one free slot, the first gets it
-        and the others probe on."""
-        mask = len(self._k1) - 1
-        h = self._slot(k1, k2)
-        while len(h):
-            free = np.flatnonzero(self._k1[h] < 0)
-            _, first = np.unique(h[free], return_index=True)
-            put = free[first]
-            self._k1[h[put]] = k1[put]
-            self._k2[h[put]] = k2[put]
-            self._val[h[put]] = val[put]
-            left = np.ones(len(h), dtype=bool)
-            left[put] = False
-            k1, k2, val, h = k1[left], k2[left], val[left], (h[left] + 1) & mask
-
-    def _merge(self) -> None:
-        new = sorted(self._new.items())
-        self._new = {}
-        k1 = np.array([k[0] for k, v in new], dtype=np.int64)
-        k2 = np.array([k[1] for k, v in new], dtype=np.uint64)
-        val = np.array([v for k, v in new], dtype=np.int64)
-        self._count += len(new)
-        size = len(self._k1)
-        if self._sparse * self._count > size:  # grow: rebuild with all the keys
-            used = self._k1 >= 0
-            k1, k2, val = (np.concatenate((x[used], y)) for x, y in ((self._k1, k1), (self._k2, k2), (self._val, val)))
-            while self._sparse * self._count > size:
-                size *= 2
-            self._alloc(size)
-        self._insert(k1, k2, val)
-
-    def get(self, k1: np.ndarray, k2: np.ndarray) -> np.ndarray:
-        """The value of each key (first words, second words as unsigned 64-bit), -1 where
-        the key is not in the table."""
-        if self._new:
-            self._merge()
-        k1 = k1.astype(np.int64)
-        k2 = k2.astype(np.uint64)
-        mask = len(self._k1) - 1
-        h = self._slot(k1, k2)
-        found = np.full(len(k1), -1, dtype=np.int64)
-        at = np.arange(len(k1))  # the questions still probing
-        while True:
-            s = self._k1[h]
-            hit = (s == k1) & (self._k2[h] == k2)
-            found[at[hit]] = self._val[h[hit]]
-            go = ~hit & (s >= 0)  # neither the key nor a free slot: probe the next
-            if not go.any():
-                return found
-            at, k1, k2, h = at[go], k1[go], k2[go], (h[go] + 1) & mask
-
-
-class _SeenSAs(_KeyTable):
+class _SeenSAs(KeyTable):
     """The set of ESP SA keys (SPI, 64-bit IPv4 address pair) seen so far: each block
     asks for its SAs' first packets whether they are new.  There, on the 1M benchmark
     capture, the classifier's questions take 0.05 s; two binary searches over the
@@ -778,7 +668,6 @@ class Applier:
         # created once and only ever updated in place, so these stay valid
         self._sa_cache: dict[tuple, list] = {}  # (spi, address pair) -> ESP SA entry
         self._ah_cache: dict[tuple, list] = {}  # (spi, address pair) -> AH SA entry
-        self._flows = _KeyTable(sparse=2)  # (proto, lo, hi) -> flow row * 2 + initiator's d (see _FlowGroups)
 
     def apply(self, batch: Batch | Taken) -> None:
         """Apply a batch (a :class:`Taken` one is grouped first)."""
@@ -787,7 +676,7 @@ class Applier:
         tr = self.tracker
         calls, samples = batch.calls, batch.samples
         esp, flows = batch.esp, batch.flows
-        sa_cache, flow_table = self._sa_cache, self._flows
+        sa_cache = self._sa_cache
         todo = batch.todo
         # Known SAs and all flows first: a group whose SA entry exists, or a flow group,
         # touches nothing but that entry or flow (no other frame of the batch shares its
@@ -804,7 +693,7 @@ class Applier:
             esp_apply = esp.apply
         if flows is not None:
             is_flow = todo[:, 0] == 2
-            flows.apply(todo[is_flow, 1], flow_table, tr.flows, self.addrs_of)
+            flows.apply(todo[is_flow, 1], tr.flows)
             todo = todo[~is_flow]
         methods = {name: getattr(tr, name) for name in ("ah", "flow", "icmp_error", "keepalive", "truncated_ipsec")}
         addrs_of = self.addrs_of
@@ -821,24 +710,11 @@ class Applier:
                 elif name == "ike":
                     frame, ts, addrs, sport, dport, marker, fragments, raw = args
                     tr.ike(frame, ts, addrs, sport, dport, Decoder.parse_ike(raw), marker, fragments, raw)
-                elif name == "flow":
-                    self._flow_call(tr, args)
                 else:
                     methods[name](*args)
         counts = self.counts
         for k, v in batch.counts.items():
             counts[k] = counts.get(k, 0) + v
-
-    def _flow_call(self, tr, args) -> None:
-        """A flow frame the decoder took: through Tracker.flow, and an IPv4 TCP or UDP
-        flow it makes goes into the table of flows (see :class:`_FlowGroups`)."""
-        frame, ts, proto, addrs, sport, dport = args[:6]
-        i = len(tr.flows)
-        row, forward = tr.flow(*args)
-        if row == i and (proto == 6 or proto == 17) and len(addrs) == 8:  # a new one
-            a, b = _endpoints(addrs, sport, dport)
-            d = a > b  # as _FlowGroups: 1 when the source is the higher endpoint
-            self._flows.put(*_table_words(proto, min(a, b), max(a, b)), row << 1 | (d if forward else not d))
 
     def addrs_of(self, a: int) -> bytes:
         b = self._addrs.get(a)
@@ -1110,10 +986,11 @@ class _FlowGroups:
     ``prot``: the SPI of the AH that protected the frame, -1 for none (a new flow
     records what protected its first frame).
 
-    The applier applies all its groups at once, with numpy (:meth:`apply`): it
-    keeps a table (a :class:`_KeyTable`) from protocol and the two endpoints to every
-    IPv4 TCP and UDP flow's row in :class:`~ipsecpcap.tracker.Flows` and the
-    direction of its initiator.  A group whose flow the table does not know is a new
+    The applier applies all its groups at once, with numpy (:meth:`apply`), through
+    the table of :class:`~ipsecpcap.tracker.Flows` (a
+    :class:`~ipsecpcap.keytable.KeyTable`) from protocol and the two endpoints to
+    every IPv4 flow's row and the direction of its initiator, which the tracker
+    keeps for the flows it makes itself too.  A group whose flow the table does not know is a new
     flow, made from its first frame; then every group's frames (but the first of a
     new flow's) are added to the flow columns.  No other frame of the batch touches
     those flows, so this can happen before the batch's calls; a new flow's row is
@@ -1160,16 +1037,16 @@ class _FlowGroups:
         """Forget what only the classifier needs (the batch is smaller to hand over)."""
         del self.members, self._frames, self.first
 
-    def apply(self, ids: np.ndarray, table: _KeyTable, fl, addrs_of) -> None:
+    def apply(self, ids: np.ndarray, fl) -> None:
         """Apply the groups ``ids`` (those the batch applies, not turned into calls) to
-        the flow columns ``fl`` (the tracker's :class:`Flows`), all at once.  ``table``
-        knows every IPv4 TCP and UDP flow of the tracker (the applier puts those the
-        decoder's calls make): a group it does not know is a new flow."""
+        the flow columns ``fl`` (the tracker's :class:`Flows`), all at once.  Its
+        ``table`` knows every IPv4 flow of the tracker (those the decoder's calls made
+        too): a group it does not know is a new flow."""
         m, pr, addr, sp, dp, d, lo, hi, iplen, flags, ts, frame, prot = self._sorted
         del self._sorted
         starts = self.starts
-        k1, k2 = _table_words(pr[starts], lo[starts], hi[starts])
-        val = table.get(k1[ids], k2[ids])  # flow row * 2 + the initiator's d, -1: not known
+        k1, k2 = table_words(pr[starts], lo[starts], hi[starts])
+        val = fl.table.get(k1[ids], k2[ids])  # flow row * 2 + the initiator's d, -1: not known
         new = ids[val < 0]
         known = val >= 0
         g, rows, fd = ids[known], val[known] >> 1, val[known] & 1
@@ -1177,15 +1054,14 @@ class _FlowGroups:
         if len(new):
             new = new[np.argsort(frame[starts[new]], kind="stable")]  # rows in the order the flows began
             first = starts[new]
-            new_rows, new_fd = self._create(fl, addrs_of, pr[first], addr[first], sp[first], dp[first], d[first],
+            new_rows, new_fd = self._create(fl, pr[first], addr[first], sp[first], dp[first], d[first],
                                             iplen[first], flags[first], ts[first], frame[first], prot[first])
-            table.put_many(k1[new], k2[new], new_rows << 1 | new_fd)
             use[first] = False  # applied: the rest of those groups is summed below
             g, rows, fd = np.concatenate((g, new)), np.concatenate((rows, new_rows)), np.concatenate((fd, new_fd))
         _add_flows(fl, _flow_sums(starts, m, pr, d, use, iplen, flags, ts, frame), g, rows, fd)
 
     @staticmethod
-    def _create(fl, addrs_of, pr, addr, sp, dp, d, iplen, flags, ts, frame, prot) -> tuple:
+    def _create(fl, pr, addr, sp, dp, d, iplen, flags, ts, frame, prot) -> tuple:
         """New flows from their first frames (what :meth:`Tracker.flow` does for the first
         frame of a flow, for many at once); returns their rows and each one's initiator's d.
         The sender of the first frame is the initiator, except for a SYN-ACK, which the
@@ -1202,9 +1078,8 @@ class _FlowGroups:
                 | np.where(f & _FIN, TCP_FIN_FWD, 0)  # Tracker._tcp_fwd of the first frame
                 | np.where(tcp & ((f & (_SYN | _ACK | _RST)) == _SYN), TCP_FIRST_SYN, 0))
         bits = np.where(synack, TCP_SYNACK_REV, bits)
-        keys = list(zip(pr.tolist(), map(addrs_of, key_addr.tolist()), key_sp.tolist(), key_dp.tolist()))
         protected = [None if a < 0 else _spi_text(a) for a in prot.tolist()]
-        rows = fl.extend(keys, np.where(synack, zero, one), np.where(synack, one, zero), np.where(synack, 0, iplen),
+        rows = fl.extend(pr, key_addr, key_sp, key_dp, np.where(synack, zero, one), np.where(synack, one, zero), np.where(synack, 0, iplen),
                          np.where(synack, iplen, 0), ts, frame, bits, protected)
         return rows, np.where(synack, 1 - d, d).astype(np.int64)
 

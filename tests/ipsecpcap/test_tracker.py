@@ -101,7 +101,8 @@ def test_merge_flows_across_captures():
            ("10.0.0.1", 5000, 1, 1, 70, 90, "accepted")
     assert (udp.capture, udp.first_frame, udp.first_seen, udp.last_frame, udp.last_seen) == \
            ("one.pcap", 5, 1.0, 2, 3.0)
-    i = merged.flows.index[(17, A + B, 5000, 53)]
+    i, forward = merged.flows.find(17, A + B, 5000, 53)
+    assert forward
     assert merged.flows.last_cap[i] == 1  # the second capture
     assert (tcp_row.capture, tcp_row.src, tcp_row.state, tcp_row.protected_by) == \
            ("two.pcap", "10.0.0.2", "unanswered", "0x00000007")
@@ -130,3 +131,27 @@ def test_ike_messages_kept_small():
         assert first.msg.exchange == "INFORMATIONAL" and first.msg.initiator_flag and not first.msg.response_flag
         assert (first.raw == _ikev2_sk_message(1)) if keep else first.raw == b""
         assert first.msg.ispi is second.msg.ispi and first.addrs is second.addrs
+
+
+def test_flows_found_from_either_end():
+    """A flow is found from the packets of both ends, and only of its own: IPv4 through the
+    table of two ends (also a flow whose two ends are one, and protocols without ports),
+    IPv6 through the dict; each row's key is the initiator's end first."""
+    from ipsecpcap.tracker import Flows
+
+    fl = Flows()
+    C, D = bytes(range(16)), bytes(range(16, 32))
+    keys = [(17, A + B, 5000, 53), (6, B + A, 443, 41000), (17, A + A, 500, 500), (1, A + B, 8, 0),
+            (17, C + D, 5000, 53), (58, D + C, 128, 0)]
+    for n, k in enumerate(keys):
+        assert fl.find(*k) is None
+        assert fl.add(k, 1, 0, 100, 0, float(n), n + 1, 0, None) == n
+    for n, (proto, addrs, sport, dport) in enumerate(keys):
+        assert fl.find(proto, addrs, sport, dport) == (n, True)
+        h = len(addrs) // 2
+        back = (proto, addrs[h:] + addrs[:h], dport, sport)
+        assert fl.find(*back) == (n, back == keys[n])  # the same ends from the other side
+        assert fl.key(n) == keys[n]
+    assert list(fl.keys()) == keys
+    for other in ((17, A + B, 5001, 53), (6, A + B, 5000, 53), (17, B + B, 5000, 53), (17, C + C, 5000, 53)):
+        assert fl.find(*other) is None

@@ -26,6 +26,7 @@ import numpy as np
 import pytest
 
 import ipsecpcap.vector as vector
+from ipsecpcap.keytable import KeyTable
 from ipsecpcap.analysis import Analysis, analyze_capture
 from ipsecpcap.tracker import SA_SEQ_RING, SA_SEQ_TOP
 
@@ -55,7 +56,7 @@ def tables(tracker) -> dict:
     # every flow with its raw TCP bits (the order of the rows is the tracker's own business:
     # the bulk path makes a batch's new flows before the flows of the decoder's calls)
     flows = tracker.flows
-    out["flow_rows"] = sorted((k, sorted(flows.row(i).items())) for k, i in flows.index.items())
+    out["flow_rows"] = sorted((k, sorted(flows.row(i).items())) for i, k in enumerate(flows.keys()))
     out["keepalives"] = tracker.keepalives
     return out
 
@@ -187,13 +188,15 @@ def test_by_sa_is_the_lexsort(shared):
 
 
 def test_key_table_is_a_dict():
-    """The applier's table of flows (a hash table in numpy arrays at most half full, keys of
-    two words as _FlowGroups makes them) answers as a dict does: values of the keys put,
-    -1 for the others, with keys that share either word, long probe runs and growth."""
+    """The table of flows (a hash table in numpy arrays at most half full, keys of two
+    words as _FlowGroups makes them) answers as a dict does: values of the keys put, -1
+    for the others, with keys that share either word, long probe runs and growth; asked
+    one key at a time (keys waiting to be inserted, or inserted) as an array at once."""
     rng = np.random.default_rng(11)
-    table, ref = vector._KeyTable(sparse=2), {}
+    table, ref = KeyTable(sparse=2), {}
 
     def check(keys):
+        assert [table.get_one(*k) for k in keys] == [ref.get(k, -1) for k in keys]
         got = table.get(np.array([k1 for k1, k2 in keys], dtype=np.int64),
                         np.array([k2 for k1, k2 in keys], dtype=np.uint64))
         assert got.tolist() == [ref.get(k, -1) for k in keys]

@@ -15,7 +15,7 @@ import os
 from collections.abc import Iterable
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, wraps
 from typing import TYPE_CHECKING
 
 from .decode import Decoder, KeyedDecoder
@@ -93,6 +93,34 @@ def analyze_capture(path, *, block_bytes: int = 4 << 20, progress=None, crypto: 
     return tracker
 
 
+@contextmanager
+def _young_collections_only():
+    """While the packets are read, and while a table is built, the cyclic garbage collector
+    looks at young objects only, and less often.  What the tracker keeps lives to the end,
+    and every full collection walks all of it again (three on the 1M-packet capture, ~0.1-0.2
+    s, freeing nothing); and a young collection every 700 new objects (the default) took
+    0.09 s of the 1M capture and 0.4 s of the 5M one, every 50,000 0.03 s and 0.16 s (no
+    change in peak memory: what dies young dies by reference counting).  The tables, the
+    rules and the summary after the read of the 5M capture took 1.24-1.83 s of CPU with the
+    default thresholds, 0.92-0.95 s with these.  Cycles that die young are still collected.
+    The thresholds are restored afterwards."""
+    threshold = gc.get_threshold()
+    gc.set_threshold(max(threshold[0], 50_000), threshold[1], 1 << 30)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+
+
+def _young_only(fn):
+    """``fn`` run under :func:`_young_collections_only` (the tables of :class:`Analysis`)."""
+    @wraps(fn)
+    def run(*args, **kwargs):
+        with _young_collections_only():
+            return fn(*args, **kwargs)
+    return run
+
+
 @dataclass(frozen=True, slots=True)
 class Accounting:
     """Where every frame went.  ``analysed + skipped + malformed == frames``."""
@@ -123,6 +151,7 @@ class Analysis:
         self.rule_dirs = list(rules or [])  # extra rule directories (--rules)
 
     @cached_property
+    @_young_only
     def findings(self) -> list[FindingRow]:
         """What the rule pack found (``ipsecpcap.rules``), most severe first.
         Rules that need a policy run only when one was given."""
@@ -131,6 +160,7 @@ class Analysis:
         return evaluate(load_rules(self.rule_dirs), self)
 
     @cached_property
+    @_young_only
     def _ike(self) -> IkeView:
         return ike_tables(self.tracker, self.keys)
 
@@ -157,16 +187,19 @@ class Analysis:
         return self._ike.ike
 
     @cached_property
+    @_young_only
     def sas(self) -> list[SaRow]:
         return sa_table(self.tracker, self.crypto, self._ike.child_algorithms, self._ike.lifecycle)
 
     @cached_property
+    @_young_only
     def child_sas(self) -> list[ChildSaRow]:
         """One row per child SA (both directions), including those seen only in
         decrypted IKE (e.g. the redundant SA of a rekey collision) or only as an
         answered exchange that never carried a packet."""
         return child_sa_rows(self._ike.lifecycle)
 
+    @_young_only
     def timeline(self) -> Timeline:
         """The SA timeline: one bar per IKE SA and per child SA direction,
         and the establish / rekey / delete / collision events."""
@@ -204,6 +237,7 @@ class Analysis:
         return out
 
     @cached_property
+    @_young_only
     def flows(self) -> list[FlowRow]:
         return flow_table(self.tracker)
 
@@ -296,23 +330,6 @@ def _analyze_one(path, merged, engine, jobs, block_bytes, progress, crypto, stor
         part = analyze_capture(path, block_bytes=block_bytes, progress=progress, crypto=crypto,
                                keep_ike_ciphertext=ike_keys)
     return part if merged is None else merged.merge(part)
-
-
-@contextmanager
-def _young_collections_only():
-    """While the packets are read, the cyclic garbage collector looks at young objects only,
-    and less often.  What the tracker keeps lives to the end, and every full collection
-    walks all of it again (three on the 1M-packet capture, ~0.1-0.2 s, freeing nothing);
-    and a young collection every 700 new objects (the default) took 0.09 s of the 1M
-    capture and 0.4 s of the 5M one, every 50,000 0.03 s and 0.16 s (no change in peak
-    memory: what dies young dies by reference counting).  Cycles that die young are still
-    collected.  The thresholds are restored afterwards."""
-    threshold = gc.get_threshold()
-    gc.set_threshold(max(threshold[0], 50_000), threshold[1], 1 << 30)
-    try:
-        yield
-    finally:
-        gc.set_threshold(*threshold)
 
 
 ENGINES = ("fast", "tshark")

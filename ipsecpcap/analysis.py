@@ -112,6 +112,26 @@ def _young_collections_only():
         gc.set_threshold(*threshold)
 
 
+def _release_free_memory() -> None:
+    """Give the pages that the read freed back to the system (glibc's ``malloc_trim``).
+
+    The batches' numpy arrays come from the C heap, between what the tracker keeps, so
+    their memory stays in the heap when they are freed: after the read of the 5M
+    benchmark capture the heap held 60 MB, 38 MB of it free, all of it resident.  The
+    tables and rules allocate elsewhere (Python's own arenas), so that memory was never
+    used again, and the peak came after the read: trimmed, the 5M capture peaked at 129 MB
+    instead of 157 (the 1M one at 83 instead of 93, its read's own peak).  One call of a
+    few milliseconds; nothing where the C library is not glibc."""
+    try:
+        import ctypes
+
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return
+    trim.argtypes = [ctypes.c_size_t]
+    trim(0)
+
+
 def _young_only(fn):
     """``fn`` run under :func:`_young_collections_only` (the tables of :class:`Analysis`)."""
     @wraps(fn)
@@ -312,6 +332,7 @@ def analyze(paths: Iterable, *, keys=None, policy=None, rules=None, engine: str 
             merged = _analyze_one(path, merged, engine, jobs, block_bytes, progress, crypto, store, ike_keys)
     if merged is None:
         raise InputError("no capture given")
+    _release_free_memory()
     return Analysis(merged, store, crypto, pol, [os.fspath(r) for r in (rules or [])])
 
 

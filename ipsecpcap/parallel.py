@@ -42,7 +42,7 @@ import traceback
 from multiprocessing.reduction import ForkingPickler
 
 from .errors import InputError
-from .reader import CaptureError, open_capture
+from .reader import CaptureError, _widen_pipe, open_capture
 from .tracker import Tracker
 from .vector import Applier, Classifier
 
@@ -111,21 +111,6 @@ class _Sender:
         self.thread.join()
 
 
-def _widen(conn) -> None:
-    """The pipe's buffer made 1 MiB (or as much as Linux lets this user have): with the
-    default 64 KiB, a batch of several MB crossed in a hundred turns of the two processes.
-    Measured on the 5M benchmark capture: the read took 3.6-3.7 s of wall time with 64
-    KiB, 3.0 s with 1 MiB."""
-    try:
-        import fcntl
-
-        with open("/proc/sys/fs/pipe-max-size") as f:
-            most = int(f.read())
-        fcntl.fcntl(conn.fileno(), getattr(fcntl, "F_SETPIPE_SZ", 1031), min(1 << 20, most))
-    except (OSError, ValueError, ImportError):
-        pass  # not Linux, or not allowed: the default buffer works, more slowly
-
-
 def _classify(path, block_bytes: int, conn, stdin_fd: int | None) -> None:
     """The child: read and classify, send ("batch", Batch, progress) ... then ("end", summary)."""
     conn = _Sender(conn)
@@ -167,7 +152,7 @@ def analyze_capture_pipelined(path, *, block_bytes: int = 4 << 20, progress=None
 
     ctx = multiprocessing.get_context("fork")
     recv, send = ctx.Pipe(duplex=False)
-    _widen(send)
+    _widen_pipe(send.fileno())  # batches of several MB: with 64 KiB the two took turns a hundred times each
     stdin_fd = None
     if os.fspath(path) == "-":
         stdin_fd = os.dup(sys.stdin.fileno())  # multiprocessing gives the child /dev/null as stdin

@@ -756,6 +756,8 @@ class CaptureReader:
             self._gen.close()
         if self._close_stream and self._stream is not None:
             self._stream.close()
+        elif isinstance(self._stream, _ReadAhead):
+            self._stream.stop()  # (standard input stays open)
         self._stream = None
 
     def __enter__(self) -> "CaptureReader":
@@ -800,9 +802,92 @@ def open_capture(path: str | os.PathLike | BinaryIO, *, block_bytes: int = 4 << 
             size = st.st_size
         elif stat.S_ISFIFO(st.st_mode):
             _widen_pipe(fd)
+        if stat.S_ISREG(st.st_mode) or stat.S_ISFIFO(st.st_mode):
+            stream = _ReadAhead(stream)
     except (AttributeError, OSError, ValueError):
         pass
     return CaptureReader(stream, name, size, close, block_bytes)
+
+
+class _ReadAhead:
+    """A stream read by a thread of its own, 1 MiB at a time and up to 4 MiB ahead of the
+    analysis, for ``read(n)``.
+
+    The thread spends its time in the read call, which lets go of the interpreter lock, so
+    the copy out of the page cache or the pipe runs on the other core while the analysis
+    works on the block before.  From a pipe it matters most: reading 4 MiB at once, the
+    analysis waited at every block for the writer to refill the 1 MiB pipe, and `cat 1M |
+    ipsecpcap analyze -` took 1.78-2.25 s against 1.42-1.65 s from the file (medians 2.05
+    and 1.55, six runs each, interleaved); read ahead, 1.52-1.85 s.  From the file, the
+    same runs took 1.28-1.57 s read ahead against 1.47-2.23 s.  (A read-ahead thread was
+    tried before the analysis was vectorised and dropped: then the analysis held the lock
+    for long stretches of Python.)  A read error is raised where the reading would have
+    met it, after the data before it."""
+
+    CHUNK = 1 << 20
+    DEPTH = 4  # (8 was no quicker, from a file or a pipe)
+
+    def __init__(self, stream):
+        import queue
+        import threading
+
+        self._stream = stream
+        self._chunks: queue.Queue = queue.Queue(self.DEPTH)
+        self._buf = b""
+        self._pos = 0
+        self._done = False  # the end, or an error, was taken from the queue
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="ipsecpcap-read-ahead", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        read, put, chunk = self._stream.read, self._chunks.put, self.CHUNK
+        try:
+            while not self._closed:
+                data = read(chunk)
+                put(data if data else b"")
+                if not data:
+                    return
+        except BaseException as e:  # noqa: BLE001 - handed to the reading thread, which raises it
+            put(e)
+
+    def fileno(self) -> int:
+        return self._stream.fileno()
+
+    def read(self, n: int) -> bytes:
+        out = []
+        while n > 0:
+            left = len(self._buf) - self._pos
+            if not left:
+                if self._done:
+                    break
+                got = self._chunks.get()
+                if isinstance(got, BaseException):
+                    self._done = True
+                    raise got
+                if not got:
+                    self._done = True
+                    break
+                self._buf, self._pos = got, 0
+                continue
+            take = left if left <= n else n
+            out.append(self._buf if take == len(self._buf) else self._buf[self._pos:self._pos + take])
+            self._pos += take
+            n -= take
+        return out[0] if len(out) == 1 else b"".join(out)
+
+    def stop(self) -> None:
+        """Stop reading ahead: the thread ends after the read it is in (a pipe's writer may
+        keep it waiting: it is a daemon thread, and it is not waited for)."""
+        self._closed = True
+        try:
+            self._chunks.get_nowait()  # room for a thread waiting to put, which then sees _closed
+        except Exception:  # noqa: BLE001 - queue.Empty
+            pass
+
+    def close(self) -> None:
+        self.stop()
+        self._stream.close()
 
 
 def _widen_pipe(fd: int) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import random
 import json
 import os
 import struct
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from ipsecpcap.reader import Block, CaptureError, CaptureReader, _cwalk, open_capture
+from ipsecpcap.reader import Block, CaptureError, CaptureReader, _ReadAhead, _cwalk, open_capture
 
 dpkt = pytest.importorskip("dpkt")
 
@@ -522,7 +523,10 @@ def test_memory_stays_flat(tmp_path):
     finally:
         tracemalloc.stop()
     assert count == n and r.bytes_read == os.path.getsize(path)
-    assert peak < 4 << 20, peak  # two 1 MiB reads and their columns, not the 34 MB file
+    # two 1 MiB reads and their columns, and what is read ahead (up to DEPTH chunks queued, one
+    # being read, one being taken), not the 34 MB file
+    ahead = (_ReadAhead.DEPTH + 2) * _ReadAhead.CHUNK
+    assert peak < (4 << 20) + ahead, peak
 
 
 # ------------------------------------------------------------ real captures
@@ -607,3 +611,62 @@ def test_damaged_input_never_raises():
                 assert all(off + cl <= len(blk.data) for off, cl in zip(blk.offsets, blk.caplens))
                 seen += blk.frames + [x[0] for x in blk.bad]
             assert sorted(seen) == list(range(1, r.frames + 1))
+
+
+# ------------------------------------------------------------ read-ahead
+class _SmallReadAhead(_ReadAhead):
+    CHUNK = 7  # many chunks for a short stream: reads cross their boundaries
+    DEPTH = 2
+
+
+class _Failing:
+    """A stream that gives ``data`` in reads of at most 5 bytes, then raises an OSError."""
+
+    def __init__(self, data: bytes):
+        self.data, self.pos = data, 0
+
+    def read(self, n):
+        if self.pos >= len(self.data):
+            raise OSError(5, "Input/output error")
+        got = self.data[self.pos:self.pos + min(n, 5)]
+        self.pos += len(got)
+        return got
+
+    def close(self):
+        pass
+
+
+def test_read_ahead_reads_what_the_stream_holds():
+    """Reads of every size, across the chunks read ahead, give the stream's bytes in order;
+    the end gives short reads and then b""."""
+    data = os.urandom(1000)
+    rng = random.Random(3)
+    r = _SmallReadAhead(io.BytesIO(data))
+    got = []
+    while True:
+        part = r.read(rng.choice((1, 2, 7, 8, 13, 50)))
+        if not part:
+            break
+        got.append(part)
+    assert b"".join(got) == data
+    assert r.read(10) == b""
+    r.close()
+
+
+def test_read_ahead_hands_on_a_read_error_after_the_data_before_it():
+    """What came before the error is read first; then the error is raised in the reading thread."""
+    data = bytes(range(40))
+    r = _SmallReadAhead(_Failing(data))
+    assert r.read(40) == data
+    with pytest.raises(OSError, match="Input/output error"):
+        r.read(1)
+    r.close()
+
+
+def test_read_ahead_stops_when_the_reader_is_closed_early():
+    """Closed after one read of a long stream, the thread waiting for room in the queue ends."""
+    r = _SmallReadAhead(io.BytesIO(bytes(10_000)))
+    assert r.read(3) == bytes(3)
+    r.close()
+    r._thread.join(timeout=5)
+    assert not r._thread.is_alive()

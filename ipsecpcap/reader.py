@@ -802,7 +802,6 @@ def open_capture(path: str | os.PathLike | BinaryIO, *, block_bytes: int = 4 << 
             size = st.st_size
         elif stat.S_ISFIFO(st.st_mode):
             _widen_pipe(fd)
-        if stat.S_ISREG(st.st_mode) or stat.S_ISFIFO(st.st_mode):
             stream = _ReadAhead(stream)
     except (AttributeError, OSError, ValueError):
         pass
@@ -810,19 +809,17 @@ def open_capture(path: str | os.PathLike | BinaryIO, *, block_bytes: int = 4 << 
 
 
 class _ReadAhead:
-    """A stream read by a thread of its own, 1 MiB at a time and up to 4 MiB ahead of the
+    """A pipe read by a thread of its own, 1 MiB at a time and up to 4 MiB ahead of the
     analysis, for ``read(n)``.
 
-    The thread spends its time in the read call, which lets go of the interpreter lock, so
-    the copy out of the page cache or the pipe runs on the other core while the analysis
-    works on the block before.  From a pipe it matters most: reading 4 MiB at once, the
-    analysis waited at every block for the writer to refill the 1 MiB pipe, and `cat 1M |
-    ipsecpcap analyze -` took 1.78-2.25 s against 1.42-1.65 s from the file (medians 2.05
-    and 1.55, six runs each, interleaved); read ahead, 1.52-1.85 s.  From the file, the
-    same runs took 1.28-1.57 s read ahead against 1.47-2.23 s.  (A read-ahead thread was
-    tried before the analysis was vectorised and dropped: then the analysis held the lock
-    for long stretches of Python.)  A read error is raised where the reading would have
-    met it, after the data before it."""
+    Reading 4 MiB at once out of a 1 MiB pipe, the analysis waited at every block for the
+    writer to refill the pipe while nothing else ran: `cat 1M | ipsecpcap analyze -` took
+    1.78-2.25 s against 1.42-1.65 s from the file (medians 2.05 and 1.55, six runs each,
+    interleaved); read ahead, 1.52-1.85 s.  The thread spends its time in the read call,
+    which lets go of the interpreter lock.  Regular files are not read ahead: on the 5M
+    capture the read took the same wall time either way (3.8-4.5 s) and 0.7-1.0 s more
+    CPU with the thread, which a second process (``--jobs 2``) needs.  A read error is
+    raised where the reading would have met it, after the data before it."""
 
     CHUNK = 1 << 20
     DEPTH = 4  # (8 was no quicker, from a file or a pipe)

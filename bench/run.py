@@ -19,13 +19,15 @@ Contenders on the analysis capture (``--count``, default 1M packets):
 * ``ipsecpcap-stdin``: ``cat FILE | ipsecpcap analyze -``;
 * ``ipsecpcap-packet``: the frame-by-frame decoder (``IPSECPCAP_FASTPATH=packet``);
 * ``cpu-loop`` / ``cpu-loop-x2``: a CPU-bound Python loop, alone and twice at once
-  (with ``--big``: how much a second core gives on this machine, the ceiling
-  for ``--jobs 2``);
+  (with ``--big``: how much a second core gives on this machine);
 * ``tshark`` (``--tshark``): ``tshark -T fields`` extracting frame number,
   addresses, IP protocol, ESP SPI and sequence, ISAKMP SPIs.
 
 With ``--big N`` (e.g. 5000000, 3 GB: check the disk) the same ipsecpcap runs
-(one and two jobs) and the header walk on that capture, for memory and --jobs.
+(one and two jobs) and the header walk on that capture, for memory and --jobs,
+and ``big:ipsecpcap-x2``: two single-process analyses of it at once (packets/s
+counts both), the most that two processes give for this work on this machine,
+which is the ceiling for ``--jobs 2``.
 
 Decryption (``--decrypt N``, default 500000 packets, 0 to skip): a capture
 written with ``--encrypt`` (AES-GCM-128 and AES-CBC-128/HMAC-SHA1-96 ESP, keys
@@ -211,6 +213,8 @@ def main() -> None:
             bench("big:header-walk", args.big, [py, "-c", HEADER_WALK, big], reads=big)
             bench("big:ipsecpcap", args.big, ipsecpcap + ["analyze", "-q", big], reads=big)
             bench("big:ipsecpcap-jobs2", args.big, ipsecpcap + ["analyze", "-q", "--jobs", "2", big], reads=big)
+            one = " ".join(ipsecpcap + ["analyze", "-q", big]) + " > /dev/null"
+            bench("big:ipsecpcap-x2", 2 * args.big, f"{one} & {one}; wait", shell=True, reads=big)
             spin = f"{py} -c '{SPIN}'"
             bench("cpu-loop", 0, spin, shell=True)
             bench("cpu-loop-x2", 0, f"{spin} & {spin}; wait", shell=True)
@@ -295,8 +299,9 @@ def report(rows, runs, args) -> None:
                t["ipsecpcap"][2] >= 0.9 * t["big:ipsecpcap"][2])
         s = t["big:ipsecpcap"][1] / t["big:ipsecpcap-jobs2"][1]
         cap = 2 * t["cpu-loop"][1] / t["cpu-loop-x2"][1]
-        target(f"--jobs 2 >= 1.7x one process on the big capture: {s:.2f}x (this machine runs two CPU-bound "
-               f"processes at {cap:.2f}x one: cpu-loop, cpu-loop-x2)", s >= 1.7)
+        two = 2 * t["big:ipsecpcap"][1] / t["big:ipsecpcap-x2"][1]
+        target(f"--jobs 2 >= 1.7x one process on the big capture: {s:.2f}x (this machine runs two analyses at "
+               f"once at {two:.2f}x one, two CPU loops at {cap:.2f}x one)", s >= 1.7)
     if "dec:ipsecpcap" in t:
         if "dec:tshark" in t:
             r = t["dec:tshark"][1] / t["dec:ipsecpcap"][1]

@@ -17,8 +17,8 @@ million packets, 0.07 s of CPU each way.  The child pickles a batch and a
 thread of its own writes it into the pipe, whose buffer is widened to 1 MiB,
 while the child goes on to the next batch: writing in the child's main thread
 through the default 64 KiB buffer, each side waited for the other at every
-batch (the read of the 5M capture took 3.1-3.5 s of wall time, against
-2.4-3.0 s now, with 4.2-5.1 s in one process).  Both
+batch (the read of the 5M capture took 3.6-3.7 s of wall time, 2.9-3.5 s
+with the wider pipe alone, 2.4-3.0 s now, and 3.7-5.6 s in one process).  Both
 stages see every frame in the same order as one process does, so the result
 is the same, frame for frame and table for table -- not an approximation
 from merging slices (``Tracker.merge`` would re-check each

@@ -126,7 +126,7 @@ def _release_free_memory() -> None:
         import ctypes
 
         trim = ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError):
+    except (OSError, AttributeError, TypeError):  # not glibc; TypeError: Windows has no CDLL(None)
         return
     trim.argtypes = [ctypes.c_size_t]
     trim(0)

@@ -46,6 +46,7 @@ class KeyTable:
         self._k2 = np.zeros(size, dtype=np.uint64)
         self._val = np.zeros(size, dtype=np.int64)
         self._shift = np.uint64(64 - (size.bit_length() - 1))  # the hash's top bits index the table
+        self._top, self._mask = int(self._shift), size - 1  # (the same, as Python ints: get_one)
 
     def _slot(self, k1: np.ndarray, k2: np.ndarray) -> np.ndarray:
         """The first slot of each key: the top bits of (k2 XOR k1 * odd constant) times
@@ -103,19 +104,19 @@ class KeyTable:
     def get_one(self, k1: int, k2: int) -> int:
         """The value of one key, -1 if it is not in the table: :meth:`get` for a single key,
         probing in Python (a numpy step costs more than the whole probe of one key)."""
-        v = self._new.get((k1, k2))
-        if v is not None:
-            return v
-        keys1 = self._k1
-        mask = len(keys1) - 1
-        h = ((((k1 * _MUL1) & _M64) ^ k2) * _MUL2 & _M64) >> int(self._shift)
+        if self._new:
+            v = self._new.get((k1, k2))
+            if v is not None:
+                return v
+        item1 = self._k1.item
+        h = ((((k1 * _MUL1) & _M64) ^ k2) * _MUL2 & _M64) >> self._top
         while True:
-            s = keys1.item(h)
+            s = item1(h)
             if s == k1 and self._k2.item(h) == k2:
                 return self._val.item(h)
             if s < 0:
                 return -1
-            h = (h + 1) & mask
+            h = (h + 1) & self._mask
 
     def get(self, k1: np.ndarray, k2: np.ndarray) -> np.ndarray:
         """The value of each key (first words, second words as unsigned 64-bit), -1 where

@@ -116,12 +116,14 @@ class Flows:
     INTS = ("pk_fwd", "pk_rev", "by_fwd", "by_rev", "first_frame", "last_frame", "tcp", "first_cap", "last_cap")
     FLOATS = ("first_ts", "last_ts")
     KEYS = ("proto", "sport", "dport", "addr")
-    __slots__ = ("table", "other", "wide", "protected") + KEYS + INTS + FLOATS
+    __slots__ = ("table", "other", "wide", "protected", "_recent") + KEYS + INTS + FLOATS
+    RECENT = 16384  # flows found lately, one packet at a time (at most ~3 MB): see find()
 
     def __init__(self):
         self.table = KeyTable(sparse=2)
         self.other: dict[tuple, int] = {}
         self.wide: dict[int, bytes] = {}
+        self._recent: dict[tuple, tuple[int, bool]] = {}
         self.protected: list[str | None] = []
         self.proto, self.sport, self.dport, self.addr = array("B"), array("I"), array("I"), array("Q")
         for name in self.INTS:
@@ -135,11 +137,22 @@ class Flows:
     def find(self, proto: int, addrs: bytes, sport: int, dport: int) -> tuple[int, bool] | None:
         """The flow of a packet (``addrs``, ``sport``, ``dport``: the sender's end first):
         its row and whether the sender is the initiator; None if there is none yet."""
+        recent = self._recent
+        key = (proto, addrs, sport, dport)
+        found = recent.get(key)
+        if found is not None:
+            return found
         if len(addrs) == 8 and sport < 0x10000 and dport < 0x10000:
-            a, b = endpoints(addrs, sport, dport)
+            x = int.from_bytes(addrs, "big")  # (keytable.endpoints, inline: once per packet)
+            a, b = (x >> 32) << 16 | sport, (x & 0xFFFFFFFF) << 16 | dport
             v = self.table.get_one(proto << 48 | a, b) if a <= b else self.table.get_one(proto << 48 | b, a)
-            return None if v < 0 else (v >> 1, (v & 1) == (a > b))
-        i = self.other.get((proto, addrs, sport, dport))
+            if v < 0:
+                return None
+            if len(recent) >= self.RECENT:
+                recent.clear()
+            found = recent[key] = v >> 1, (v & 1) == (a > b)  # (a row and its initiator never change)
+            return found
+        i = self.other.get(key)
         if i is not None:
             return i, True
         i = self.other.get((proto, swap(addrs), dport, sport))

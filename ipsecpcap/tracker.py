@@ -136,7 +136,12 @@ class Flows:
 
     def find(self, proto: int, addrs: bytes, sport: int, dport: int) -> tuple[int, bool] | None:
         """The flow of a packet (``addrs``, ``sport``, ``dport``: the sender's end first):
-        its row and whether the sender is the initiator; None if there is none yet."""
+        its row and whether the sender is the initiator; None if there is none yet.
+
+        One packet at a time, a probe of the table costs about 2.4 us where a dict of
+        tuples took 0.1-0.5 us, so the flows found lately are kept in a dict too (at most
+        ``RECENT``, then it starts again; a flow's row and initiator never change, and a
+        miss is not kept): a flow's packets come in runs."""
         recent = self._recent
         key = (proto, addrs, sport, dport)
         found = recent.get(key)

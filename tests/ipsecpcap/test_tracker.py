@@ -155,3 +155,22 @@ def test_flows_found_from_either_end():
     assert list(fl.keys()) == keys
     for other in ((17, A + B, 5001, 53), (6, A + B, 5000, 53), (17, B + B, 5000, 53), (17, C + C, 5000, 53)):
         assert fl.find(*other) is None
+
+
+def test_flows_found_lately_are_kept_but_misses_are_not(monkeypatch):
+    """The dict of flows found lately gives the table's answers, from either end, also after it
+    fills and starts again; a flow not found yet is found once it is added."""
+    from ipsecpcap.tracker import Flows
+
+    monkeypatch.setattr(Flows, "RECENT", 3)
+    fl = Flows()
+    keys = [(17, A + B, 5000 + n, 53) for n in range(8)]
+    for n, k in enumerate(keys):
+        assert fl.find(*k) is None  # a miss: not kept
+        assert fl.add(k, 1, 0, 10, 0, 0.0, n, 0, None) == n
+        assert fl.find(*k) == (n, True)
+    for _ in range(2):
+        for n, (proto, addrs, sport, dport) in enumerate(keys):
+            assert fl.find(proto, addrs, sport, dport) == (n, True)
+            assert fl.find(proto, B + A, dport, sport) == (n, False)
+            assert len(fl._recent) <= 3

@@ -142,7 +142,14 @@ class KeyTable:
 def endpoints(addrs: bytes, sport: int, dport: int) -> tuple[int, int]:
     """The two ends of an IPv4 flow's packet as the bulk path keys them (address << 16 |
     port), the sender's first."""
-    return int.from_bytes(addrs[:4], "big") << 16 | sport, int.from_bytes(addrs[4:], "big") << 16 | dport
+    x = int.from_bytes(addrs, "big")
+    return (x >> 32) << 16 | sport, (x & 0xFFFFFFFF) << 16 | dport
+
+
+def endpoint_arrays(addr: np.ndarray, sport: np.ndarray, dport: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`endpoints` of many packets: address pairs as unsigned 64-bit, ports."""
+    return (((addr >> np.uint64(32)).astype(np.int64) << 16) | sport,
+            ((addr & np.uint64(0xFFFFFFFF)).astype(np.int64) << 16) | dport)
 
 
 def table_words(proto, lo, hi) -> tuple:
@@ -150,3 +157,12 @@ def table_words(proto, lo, hi) -> tuple:
     its protocol and lower end (48 bits), and its higher end; of one flow, or of numpy
     arrays of them."""
     return proto << 48 | lo, hi
+
+
+def flow_words(proto: int, addrs: bytes, sport: int, dport: int) -> tuple[int, int, bool] | None:
+    """The two words of a packet's flow in the table of flows (:func:`table_words`) and
+    whether the sender is the higher end; None for a flow the table does not take (IPv6)."""
+    if len(addrs) != 8 or sport > 0xFFFF or dport > 0xFFFF:
+        return None
+    a, b = endpoints(addrs, sport, dport)
+    return (proto << 48 | a, b, False) if a <= b else (proto << 48 | b, a, True)

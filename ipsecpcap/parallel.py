@@ -107,8 +107,10 @@ class _Sender:
         self.queue.put(ForkingPickler.dumps(msg))
 
     def close(self) -> None:
+        """Send what is waiting, then close the connection."""
         self.queue.put(None)
         self.thread.join()
+        self.conn.close()
 
 
 def _classify(path, block_bytes: int, conn, stdin_fd: int | None) -> None:
@@ -141,7 +143,6 @@ def _classify(path, block_bytes: int, conn, stdin_fd: int | None) -> None:
             conn.send(("crash", f"{type(e).__name__}: {e}", traceback.format_exc()))
     finally:
         conn.close()
-        conn.conn.close()
 
 
 def analyze_capture_pipelined(path, *, block_bytes: int = 4 << 20, progress=None,

@@ -876,10 +876,12 @@ class _ReadAhead:
     def stop(self) -> None:
         """Stop reading ahead: the thread ends after the read it is in (a pipe's writer may
         keep it waiting: it is a daemon thread, and it is not waited for)."""
+        import queue
+
         self._closed = True
         try:
             self._chunks.get_nowait()  # room for a thread waiting to put, which then sees _closed
-        except Exception:  # noqa: BLE001 - queue.Empty
+        except queue.Empty:
             pass
 
     def close(self) -> None:

@@ -20,7 +20,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .dissectors.records import IkeMessage, IkeSummary
-from .keytable import KeyTable, endpoints, table_words
+from .keytable import KeyTable, endpoint_arrays, flow_words, table_words
 from .sequence import CAPTURE_SHIFT, FORCE, SeqState, SeqSummary, new_ring
 
 # indexes into an SA entry (a list, for cheap in-place updates in the hot path)
@@ -147,15 +147,15 @@ class Flows:
         found = recent.get(key)
         if found is not None:
             return found
-        if len(addrs) == 8 and sport < 0x10000 and dport < 0x10000:
-            x = int.from_bytes(addrs, "big")  # (keytable.endpoints, inline: once per packet)
-            a, b = (x >> 32) << 16 | sport, (x & 0xFFFFFFFF) << 16 | dport
-            v = self.table.get_one(proto << 48 | a, b) if a <= b else self.table.get_one(proto << 48 | b, a)
+        words = flow_words(proto, addrs, sport, dport)
+        if words is not None:
+            k1, k2, higher = words
+            v = self.table.get_one(k1, k2)
             if v < 0:
                 return None
             if len(recent) >= self.RECENT:
                 recent.clear()
-            found = recent[key] = v >> 1, (v & 1) == (a > b)  # (a row and its initiator never change)
+            found = recent[key] = v >> 1, (v & 1) == higher  # (a row and its initiator never change)
             return found
         i = self.other.get(key)
         if i is not None:
@@ -182,9 +182,10 @@ class Flows:
         returns its row."""
         i = len(self.protected)
         proto, addrs, sport, dport = key
-        if len(addrs) == 8 and sport < 0x10000 and dport < 0x10000:
-            a, b = endpoints(addrs, sport, dport)
-            self.table.put(*table_words(proto, min(a, b), max(a, b)), i << 1 | (a > b))
+        words = flow_words(proto, addrs, sport, dport)
+        if words is not None:
+            k1, k2, higher = words
+            self.table.put(k1, k2, i << 1 | higher)
             self.addr.append(int.from_bytes(addrs, "big"))
         else:
             self.other[key] = i
@@ -214,8 +215,7 @@ class Flows:
         returns their rows."""
         n, m = len(self.protected), len(proto)
         rows = np.arange(n, n + m, dtype=np.int64)
-        a = ((addr >> np.uint64(32)).astype(np.int64) << 16) | sport
-        b = ((addr & np.uint64(0xFFFFFFFF)).astype(np.int64) << 16) | dport
+        a, b = endpoint_arrays(addr, sport, dport)
         k1, k2 = table_words(proto.astype(np.int64), np.minimum(a, b), np.maximum(a, b))
         self.table.put_many(k1, k2, rows << 1 | (a > b))
         self.protected.extend(protected)

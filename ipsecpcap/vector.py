@@ -97,7 +97,7 @@ import numpy as np
 
 from .decode import ETH_IPV4, ETH_IPV6, IKE_PORT, LINKTYPE_ETHERNET, NATT_PORT, VLAN_TPIDS, Decoder, _spi_text
 from .dissectors.ike import IKE_HEADER_LEN
-from .keytable import KeyTable, endpoints, table_words
+from .keytable import KeyTable, endpoint_arrays, endpoints, table_words
 from .reader import _cwalk
 from .tracker import (FORCE, IPPROTO_AH, IPPROTO_ESP, TCP_DATA_FWD, TCP_FIN_FWD, TCP_FIN_REV, TCP_FIRST_SYN,
                       TCP_RST_FWD, TCP_RST_REV, TCP_SYN_FWD, TCP_SYNACK_REV)
@@ -1000,8 +1000,7 @@ class _FlowGroups:
 
     def __init__(self, idx, pr, addr, sp, dp, iplen, flags, ts, frame, prot):
         m = len(idx)
-        ea = ((addr >> np.uint64(32)).astype(np.int64) << 16) | sp
-        eb = ((addr & np.uint64(0xFFFFFFFF)).astype(np.int64) << 16) | dp
+        ea, eb = endpoint_arrays(addr, sp, dp)
         lo, hi = np.minimum(ea, eb), np.maximum(ea, eb)
         order = np.lexsort((hi, lo, pr))  # stable: frame order within a group
         idx, pr, addr, sp, dp, lo, hi, iplen, flags, ts, frame, prot = (
@@ -1079,8 +1078,8 @@ class _FlowGroups:
                 | np.where(tcp & ((f & (_SYN | _ACK | _RST)) == _SYN), TCP_FIRST_SYN, 0))
         bits = np.where(synack, TCP_SYNACK_REV, bits)
         protected = [None if a < 0 else _spi_text(a) for a in prot.tolist()]
-        rows = fl.extend(pr, key_addr, key_sp, key_dp, np.where(synack, zero, one), np.where(synack, one, zero), np.where(synack, 0, iplen),
-                         np.where(synack, iplen, 0), ts, frame, bits, protected)
+        rows = fl.extend(pr, key_addr, key_sp, key_dp, np.where(synack, zero, one), np.where(synack, one, zero),
+                         np.where(synack, 0, iplen), np.where(synack, iplen, 0), ts, frame, bits, protected)
         return rows, np.where(synack, 1 - d, d).astype(np.int64)
 
 

@@ -209,15 +209,17 @@ class Flows:
         return i
 
     def extend(self, proto, addr, sport, dport, pk_fwd, pk_rev, by_fwd, by_rev, ts, frame, tcp,
-               protected: list) -> np.ndarray:
+               protected: list) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`add` for many new IPv4 flows (not found; distinct), the keys and values as
         numpy arrays (``addr``: address pairs as unsigned 64-bit, the initiator's first);
-        returns their rows."""
+        returns their rows and, as the table keeps it, whether each one's initiator is the
+        higher end (1) or not (0)."""
         n, m = len(self.protected), len(proto)
         rows = np.arange(n, n + m, dtype=np.int64)
         a, b = endpoint_arrays(addr, sport, dport)
         k1, k2 = table_words(proto.astype(np.int64), np.minimum(a, b), np.maximum(a, b))
-        self.table.put_many(k1, k2, rows << 1 | (a > b))
+        higher = (a > b).astype(np.int64)
+        self.table.put_many(k1, k2, rows << 1 | higher)
         self.protected.extend(protected)
         i8, f8 = np.int64, np.float64
         for name, values, dtype in (("proto", proto, np.uint8), ("sport", sport, np.uint32),
@@ -227,7 +229,7 @@ class Flows:
                                     ("first_frame", frame, i8), ("last_frame", frame, i8), ("tcp", tcp, i8),
                                     ("first_cap", np.zeros(m, i8), i8), ("last_cap", np.zeros(m, i8), i8)):
             getattr(self, name).frombytes(np.ascontiguousarray(values, dtype=dtype).tobytes())
-        return rows
+        return rows, higher
 
     def row(self, i: int) -> dict:
         """Row ``i`` as a dict of its columns (for tests and merging)."""

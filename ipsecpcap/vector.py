@@ -1053,16 +1053,17 @@ class _FlowGroups:
         if len(new):
             new = new[np.argsort(frame[starts[new]], kind="stable")]  # rows in the order the flows began
             first = starts[new]
-            new_rows, new_fd = self._create(fl, pr[first], addr[first], sp[first], dp[first], d[first],
-                                            iplen[first], flags[first], ts[first], frame[first], prot[first])
+            new_rows, new_fd = self._create(fl, pr[first], addr[first], sp[first], dp[first], iplen[first],
+                                            flags[first], ts[first], frame[first], prot[first])
             use[first] = False  # applied: the rest of those groups is summed below
             g, rows, fd = np.concatenate((g, new)), np.concatenate((rows, new_rows)), np.concatenate((fd, new_fd))
         _add_flows(fl, _flow_sums(starts, m, pr, d, use, iplen, flags, ts, frame), g, rows, fd)
 
     @staticmethod
-    def _create(fl, pr, addr, sp, dp, d, iplen, flags, ts, frame, prot) -> tuple:
+    def _create(fl, pr, addr, sp, dp, iplen, flags, ts, frame, prot) -> tuple:
         """New flows from their first frames (what :meth:`Tracker.flow` does for the first
-        frame of a flow, for many at once); returns their rows and each one's initiator's d.
+        frame of a flow, for many at once); returns their rows and each one's initiator's d,
+        as the table of flows keeps it (a flow whose two ends are one has only d 0).
         The sender of the first frame is the initiator, except for a SYN-ACK, which the
         responder sends (the SYN was not captured); TCP: what the first frame tells."""
         tcp = pr == 6
@@ -1078,9 +1079,8 @@ class _FlowGroups:
                 | np.where(tcp & ((f & (_SYN | _ACK | _RST)) == _SYN), TCP_FIRST_SYN, 0))
         bits = np.where(synack, TCP_SYNACK_REV, bits)
         protected = [None if a < 0 else _spi_text(a) for a in prot.tolist()]
-        rows = fl.extend(pr, key_addr, key_sp, key_dp, np.where(synack, zero, one), np.where(synack, one, zero),
+        return fl.extend(pr, key_addr, key_sp, key_dp, np.where(synack, zero, one), np.where(synack, one, zero),
                          np.where(synack, 0, iplen), np.where(synack, iplen, 0), ts, frame, bits, protected)
-        return rows, np.where(synack, 1 - d, d).astype(np.int64)
 
 
 def _flow_sums(starts, m, pr, d, use, iplen, flags, ts, frame) -> tuple:

@@ -448,3 +448,17 @@ def test_synthetic_every_way_out(tmp_path, seed, block_bytes, batch, monkeypatch
     assert cats["malformed:truncated:isakmp"] and cats["malformed:bad_length:isakmp"]
     assert cats["analysed:natt-keepalive"] and any(r["natt"] for r in pkt["exchanges"])
     assert any(r["ip_fragments"] for r in pkt["exchanges"])
+
+
+def test_flow_whose_two_ends_are_one(tmp_path, monkeypatch):
+    """A TCP flow from an address and port to themselves (a self-connect), seen first at its
+    SYN-ACK: its two ends look alike, so every packet is from the same end; the bulk path
+    counts its packets in the direction the frame-by-frame path does, in the batch that makes
+    the flow and after."""
+    a = bytes([10, 0, 0, 9])
+    frames = [(1.0 + i / 10, _eth(_ip4(a, a, 6, _tcp(4000, 4000, flags)))) for i, flags in
+              enumerate([0x12, 0x10, 0x18, 0x10, 0x11, 0x10])]
+    path = write_pcap(tmp_path / "self.pcap", frames)
+    for batch in (None, 2):
+        vec, pkt = both(path, 1 << 20, batch, monkeypatch)
+        assert_same(vec, pkt)

@@ -1,4 +1,4 @@
-"""Builds the one optional C module, ipsecpcap._walk (the classic-pcap record walk).
+"""Builds the one optional C module, ipsecpcap._walk (the record walks of classic pcap and pcapng).
 
 Everything else is in pyproject.toml.  The module is optional (``optional=True``:
 setuptools warns instead of failing when it cannot be compiled, e.g. without a C

@@ -1,5 +1,6 @@
 /*
- * ipsecpcap._walk: the classic-pcap record walk, in C.
+ * ipsecpcap._walk: the classic-pcap record walk, and the pcapng walk over
+ * Enhanced Packet Blocks, in C.
  *
  * Why this exists (issue 8, measured with cProfile and bench/run.py): the walk
  * over record headers is the one loop of the reader that cannot be
@@ -31,6 +32,24 @@
  * Draft: https://www.ietf.org/archive/id/draft-ietf-opsawg-pcap-04.html
  * (section 5: timestamp seconds, sub-second part, captured length, original
  * length, each 32 bits in the file's byte order).
+ *
+ * walk_epb(buf, pos, big_endian, n_ifaces, offs, caps, origs, stamps, ifids)
+ *   The same loop for pcapng (issue 8 again: Wireshark and dumpcap write
+ *   pcapng, and its walk in Python took 0.87 s of CPU per million packets
+ *   against 0.36 s for a classic pcap read in C).  It takes the common case
+ *   only, a run of Enhanced Packet Blocks (draft-ietf-opsawg-pcapng section
+ *   4.3) that are well formed -- type 6, an interface already described
+ *   (id < n_ifaces), room for the captured length, a total length that is a
+ *   multiple of 4, lies wholly in the buffer and is repeated at the block's
+ *   end -- exactly the blocks the Python walk's own inner loop
+ *   (ipsecpcap.reader._Pcapng.walk) takes, and stops at the first other
+ *   block, which Python handles.  For each it writes the offset of the packet
+ *   bytes (pos + 28), the captured and original lengths, the 64-bit timestamp
+ *   (high << 32 | low, in the interface's units: the caller divides, so that
+ *   the result is Python's own correctly rounded division) and the interface
+ *   id.  The five out buffers (int64, the stamps uint64) need room for
+ *   (len(buf) - pos) // 32 + 1 records (an EPB has at least 32 bytes).
+ *   Returns (count, first unread position).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -130,6 +149,64 @@ walk(PyObject *self, PyObject *args)
     return Py_BuildValue("nn", n, pos);
 }
 
+static PyObject *
+walk_epb(PyObject *self, PyObject *args)
+{
+    Py_buffer in, o[5];
+    Py_ssize_t pos, nif;
+    int big;
+    PyObject *obj[5];
+    static const char *names[5] = {"offs", "caps", "origs", "stamps", "ifids"};
+
+    if (!PyArg_ParseTuple(args, "y*npnOOOOO", &in, &pos, &big, &nif, &obj[0], &obj[1], &obj[2], &obj[3],
+                          &obj[4]))
+        return NULL;
+    if (pos < 0 || nif < 0) {
+        PyBuffer_Release(&in);
+        PyErr_SetString(PyExc_ValueError, "walk_epb: pos and n_ifaces must be >= 0");
+        return NULL;
+    }
+    Py_ssize_t len = in.len;
+    Py_ssize_t need = (pos < len ? (len - pos) / 32 : 0) + 1;
+    for (int i = 0; i < 5; i++) {
+        if (get_out(obj[i], &o[i], 8, need, names[i]) < 0) {
+            while (--i >= 0)
+                PyBuffer_Release(&o[i]);
+            PyBuffer_Release(&in);
+            return NULL;
+        }
+    }
+    const unsigned char *b = (const unsigned char *)in.buf;
+    int64_t *offs = (int64_t *)o[0].buf, *caps = (int64_t *)o[1].buf, *origs = (int64_t *)o[2].buf;
+    uint64_t *stamps = (uint64_t *)o[3].buf;
+    int64_t *ifids = (int64_t *)o[4].buf;
+    Py_ssize_t n = 0;
+
+    Py_BEGIN_ALLOW_THREADS
+    while (len - pos >= 28) {
+        const unsigned char *h = b + pos;
+        /* type, total length, interface id, timestamp high, low, captured length, original length */
+        uint32_t btype = load32(h, big), blen = load32(h + 4, big), ifid = load32(h + 8, big);
+        uint32_t caplen = load32(h + 20, big);
+        if (btype != 6 || (Py_ssize_t)ifid >= nif || (int64_t)caplen > (int64_t)blen - 32
+            || (Py_ssize_t)blen > len - pos || (blen & 3) || load32(h + blen - 4, big) != blen)
+            break;
+        offs[n] = pos + 28;
+        caps[n] = caplen;
+        origs[n] = load32(h + 24, big);
+        stamps[n] = ((uint64_t)load32(h + 12, big) << 32) | load32(h + 16, big);
+        ifids[n] = ifid;
+        n++;
+        pos += blen;
+    }
+    Py_END_ALLOW_THREADS
+
+    for (int i = 0; i < 5; i++)
+        PyBuffer_Release(&o[i]);
+    PyBuffer_Release(&in);
+    return Py_BuildValue("nn", n, pos);
+}
+
 /*
  * heads(buf, offs, width, out): the first `width` bytes of every record, one
  * row each, into the writable uint8 buffer `out` (len(offs) * width bytes;
@@ -179,11 +256,13 @@ static PyMethodDef methods[] = {
     {"heads", heads, METH_VARARGS, "heads(buf, offs, width, out): the first width bytes of each record into out"},
     {"walk", walk, METH_VARARGS, "walk(buf, pos, header_size, big_endian, divisor, offs, caps, origs, ts)"
                                  " -> (count, next position): the classic-pcap record walk"},
+    {"walk_epb", walk_epb, METH_VARARGS, "walk_epb(buf, pos, big_endian, n_ifaces, offs, caps, origs, stamps, ifids)"
+                                         " -> (count, next position): a run of well-formed pcapng EPBs"},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "_walk", "The classic-pcap record walk in C (see ipsecpcap/_walk.c).", -1, methods,
+    PyModuleDef_HEAD_INIT, "_walk", "The capture record walks in C (see ipsecpcap/_walk.c).", -1, methods,
 };
 
 PyMODINIT_FUNC

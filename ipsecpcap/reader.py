@@ -50,6 +50,9 @@ __all__ = ["Block", "CaptureError", "CaptureReader", "open_capture"]
 # a larger value means the framing is corrupt and we cannot resynchronise.
 MAX_RECORD = 256 << 20
 
+# integers below this are exact doubles (IEEE 754 binary64 has a 53-bit significand)
+EXACT = 1 << 53
+
 _GZIP_MAGIC = b"\x1f\x8b"
 _PCAPNG_SHB = 0x0A0D0D0A  # palindromic, reads the same in both byte orders
 _BOM_LE = b"\x4d\x3c\x2b\x1a"  # pcapng byte-order magic 0x1A2B3C4D, little-endian
@@ -427,6 +430,8 @@ class _Pcapng:
         self.sections = 0
         self._ifaces: list[tuple[int, int, int, int]] = []  # (linktype, units/s, tsoffset, snaplen)
         self._set_order("<")
+        # runs of well-formed EPBs walked in C unless IPSECPCAP_PUREWALK is set (tests compare both)
+        self.use_c = getattr(_cwalk, "walk_epb", None) is not None and not os.environ.get("IPSECPCAP_PUREWALK")
 
     def _set_order(self, e: str) -> None:
         self._e = e
@@ -463,8 +468,11 @@ class _Pcapng:
 
         The inner loop takes well-formed Enhanced Packet Blocks of a known
         interface; everything else (other blocks, malformed EPBs, the end of
-        the buffer) drops to :meth:`_slow` for one block.
+        the buffer) drops to :meth:`_slow` for one block.  Where the C module
+        is built, :meth:`_walk_c` does the same with the inner loop in C.
         """
+        if self.use_c:
+            return self._walk_c(buf, pos)
         offsets: list[int] = []
         caplens: list[int] = []
         origlens: list[int] = []
@@ -514,6 +522,76 @@ class _Pcapng:
             frames = list(range(first, first + n))
         linktypes: list[int] | int = lts[0] if lts and lts.count(lts[0]) == n else lts
         return Block(buf, offsets, caplens, origlens, tss, linktypes, frames, bad), pos, fatal
+
+    def _walk_c(self, buf: bytes, pos: int) -> tuple[Block | None, int, bool]:
+        """:meth:`walk` with its inner loop in C (``_walk.walk_epb``, which takes the same
+        blocks): the same records, frame numbers and timestamp bits.  A block of records
+        that all share one link type and skip no frame comes as an :class:`ArrayBlock`,
+        as a classic pcap's do, for the vectorised fast path."""
+        first = self.frames + 1
+        end = len(buf)
+        size = max(end - pos, 0) // 32 + 1
+        offs, caps, origs, lts = (np.empty(size, np.int64) for _ in range(4))
+        ts = np.empty(size, np.float64)
+        stamps, ifids = np.empty(size, np.uint64), np.empty(size, np.int64)  # (scratch for the C walk)
+        n = 0  # records so far
+        one = ([], [], [], [], [], [])  # what _slow delivers: at most one record, or a bad frame
+        bad = one[5]
+        fatal = False
+        while True:
+            room = max(end - pos, 0) // 32 + 1
+            if n + room > len(offs):  # (short non-EPB records used less room than an EPB's 32 bytes)
+                grow = n + room + size
+                offs, caps, origs, lts, ts = (np.resize(a, grow) for a in (offs, caps, origs, lts, ts))
+                stamps, ifids = np.resize(stamps, grow), np.resize(ifids, grow)
+            k, pos = _cwalk.walk_epb(buf, pos, self._e == ">", len(self._ifaces), offs[n:], caps[n:], origs[n:],
+                                     stamps[n:], ifids[n:])
+            if k:
+                self._stamps(stamps[n:n + k], ifids[n:n + k], ts[n:n + k], lts[n:n + k])
+                n += k
+            if end - pos < 12:
+                break
+            self.frames = first - 1 + n + len(bad)
+            nxt = self._slow(buf, pos, one)
+            if one[0]:  # a record (an SPB, an obsolete PB, an EPB the C walk left): in file order
+                offs[n], caps[n], origs[n], ts[n], lts[n] = (col.pop() for col in one[:5])
+                n += 1
+            if nxt <= pos:
+                fatal = nxt < 0
+                break
+            pos = nxt
+        self.frames = first - 1 + n + len(bad)
+        if not n and not bad:
+            return None, pos, fatal
+        offs, caps, origs, ts, lts = offs[:n].copy(), caps[:n].copy(), origs[:n].copy(), ts[:n].copy(), lts[:n]
+        uniform = n and bool((lts == lts[0]).all())
+        if uniform and not bad:
+            return ArrayBlock(buf, int(lts[0]), first, offs, caps, origs, ts), pos, fatal
+        if bad:  # frames of this block that were not delivered leave gaps in the numbering
+            skip = {b[0] for b in bad}
+            frames = [f for f in range(first, self.frames + 1) if f not in skip]
+        else:
+            frames = list(range(first, first + n))
+        linktypes = int(lts[0]) if uniform else lts.tolist()
+        return Block(buf, offs.tolist(), caps.tolist(), origs.tolist(), ts.tolist(), linktypes, frames, bad), pos, fatal
+
+    def _stamps(self, stamps: np.ndarray, ifids: np.ndarray, ts: np.ndarray, lts: np.ndarray) -> None:
+        """Timestamps (into ``ts``) and link types (into ``lts``) of EPBs walked in C, from
+        their 64-bit stamps and interface ids: ``stamp / units + tsoffset`` as Python
+        computes it for one block (a correctly rounded int / int, then a float + int),
+        which numpy gives bit for bit when the stamp, the units and the offset are exact
+        doubles (below 2**53, e.g. microseconds since 1970); otherwise (nanoseconds) in
+        Python, record by record."""
+        ifaces = self._ifaces
+        for i in (np.unique(ifids).tolist() if len(ifaces) > 1 else [0]):
+            lt, units, tsoff, _ = ifaces[i]
+            sel = slice(None) if len(ifaces) == 1 else ifids == i
+            st = stamps[sel]
+            lts[sel] = lt
+            if units < EXACT and abs(tsoff) < EXACT and int(st.max()) < EXACT:
+                ts[sel] = st.astype(np.float64) / float(units) + float(tsoff)
+            else:
+                ts[sel] = [x / units + tsoff for x in st.tolist()]
 
     def _slow(self, buf: bytes, pos: int, cols) -> int:
         """One block at ``pos``; returns the next position, ``pos`` if incomplete, -1 if fatal."""

@@ -210,6 +210,32 @@ class _PlainSource:
         return data
 
 
+def _salvage(d, data: bytes, limit: int) -> tuple[bytes, zlib.error | None]:
+    """What the decompressor ``d`` gives of ``data`` (at most ``limit`` bytes) before it
+    fails, and the error: the same input again, in ever smaller steps (64 KiB down to one
+    byte), each retried from a copy of the state before it when it fails: every byte
+    before the damage is delivered but the one whose step failed (zlib found the damage,
+    e.g. a CRC that does not match, in the same call that produced it)."""
+    out: list[bytes] = []
+    got = 0
+    for step in (1 << 16, 1 << 12, 1 << 8, 1 << 4, 1):
+        while got < limit:
+            saved = d.copy()
+            try:
+                piece = d.decompress(data, min(step, limit - got))
+            except zlib.error as e:
+                d, err = saved, e  # this step again, in smaller ones
+                break
+            out.append(piece)
+            got += len(piece)
+            data = d.unconsumed_tail
+            if d.eof or not piece:
+                return b"".join(out), None
+        else:
+            return b"".join(out), None
+    return b"".join(out), err
+
+
 class _GzipSource:
     """Decompresses a (multi-member) gzip stream incrementally with zlib.
 
@@ -263,12 +289,19 @@ class _GzipSource:
             if not self._fed and self._members and not self._in.startswith(_GZIP_MAGIC[:len(self._in)]):
                 self._trailing()
                 break
+            saved = self._d.copy()  # (32 KiB of window: once per read)
             try:
                 chunk = self._d.decompress(self._in, n - got)
             except zlib.error as e:
+                # zlib gives nothing of a call that fails: with the default 4 MiB reads, a CRC
+                # error at the end of a member lost every packet of the member's last 4 MiB
+                chunk, err = _salvage(saved, self._in, n - got)
+                if chunk:
+                    out.append(chunk)
+                    got += len(chunk)
                 self._warnings.append(
                     f"gzip data is corrupt in member {self._members + 1} after "
-                    f"{self._out + got} decompressed bytes: {e}")
+                    f"{self._out + got} decompressed bytes: {err or e}")
                 self._eof = True
                 break
             self._fed = True

@@ -50,6 +50,10 @@ __all__ = ["Block", "CaptureError", "CaptureReader", "open_capture"]
 # a larger value means the framing is corrupt and we cannot resynchronise.
 MAX_RECORD = 256 << 20
 
+# gzip-compressed captures are decompressed by a thread ahead of the walk (_Inflating); the
+# tests turn it off to compare
+INFLATE_AHEAD = True
+
 # integers below this are exact doubles (IEEE 754 binary64 has a 53-bit significand)
 EXACT = 1 << 53
 
@@ -767,7 +771,8 @@ class CaptureReader:
             raise self._fail(self.warnings[-1] if self.warnings else "empty file, not a capture")
         if magic.startswith(_GZIP_MAGIC):
             self.compressed = True
-            self._src = _GzipSource(self._src, magic, self.warnings)
+            gz = _GzipSource(self._src, magic, self.warnings)
+            self._src = _Inflating(gz, self.warnings) if INFLATE_AHEAD else gz
             magic = self._src.read(4)
             if len(magic) < 4:
                 why = self.warnings[-1] if self.warnings else f"gzip content is {len(magic)} bytes, not a capture"
@@ -865,6 +870,8 @@ class CaptureReader:
     def close(self) -> None:
         if self._gen is not None:
             self._gen.close()
+        if isinstance(getattr(self, "_src", None), _Inflating):
+            self._src.stop()
         if self._close_stream and self._stream is not None:
             self._stream.close()
         elif isinstance(self._stream, _ReadAhead):
@@ -998,6 +1005,39 @@ class _ReadAhead:
     def close(self) -> None:
         self.stop()
         self._stream.close()
+
+
+class _Inflating(_ReadAhead):
+    """A gzip-compressed capture decompressed by a thread of its own, up to 4 MiB ahead of
+    the walk: zlib lets go of the interpreter lock while it inflates, so inflating and the
+    analysis overlap.
+
+    What the source warns of (a truncated or corrupt stream, trailing junk, a read error)
+    comes with the end of its data, so it is held back and given to the reader with the
+    first read that comes short: the read in which the source, read in the reader's own
+    thread, would have said it.  A reader that stops early (a broken record) never gets
+    there, as it never read that far before."""
+
+    def __init__(self, src: _GzipSource, warnings: list[str]):
+        self._out = warnings
+        self._held: list[str] = []
+        src._warnings = src._raw._warnings = self._held
+        self._src = src
+        super().__init__(src)
+
+    @property
+    def consumed(self) -> int:
+        return self._src.consumed
+
+    def read(self, n: int) -> bytes:
+        data = super().read(n)
+        if len(data) < n and self._held:  # (short: the end, taken from the queue after the last warning)
+            self._out.extend(self._held)
+            self._held.clear()
+        return data
+
+    def close(self) -> None:
+        self.stop()
 
 
 def _widen_pipe(fd: int) -> None:

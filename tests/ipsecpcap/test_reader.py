@@ -419,11 +419,15 @@ def test_gzip_trailing_garbage_warns(tmp_path):
     assert len(got) == len(PKTS) and len(r.warnings) == 1 and "not gzip" in r.warnings[0]
 
 
-def test_gzip_bad_crc_loses_no_packet_before_it(tmp_path):
+@pytest.mark.parametrize("ahead", [True, False])
+def test_gzip_bad_crc_loses_no_packet_before_it(tmp_path, monkeypatch, ahead):
     """zlib gives nothing of a call that fails, and a member's CRC is checked in the call
     that decompresses its last bytes: with 4 MiB reads every packet of a small capture
     was lost (the reader delivered 0 of 100).  Now all but the last byte come out,
     whatever the read size."""
+    import ipsecpcap.reader as reader
+
+    monkeypatch.setattr(reader, "INFLATE_AHEAD", ahead)
     raw = pcap([(1, i, os.urandom(300)) for i in range(100)])
     gz = bytearray(gzip.compress(raw))
     gz[-8] ^= 1  # the member's CRC-32 (RFC 1952, section 2.3.1)
@@ -434,6 +438,52 @@ def test_gzip_bad_crc_loses_no_packet_before_it(tmp_path):
         assert r.warnings == [f"gzip data is corrupt in member 1 after {len(raw) - 1} decompressed bytes: "
                               "Error -3 while decompressing data: incorrect data check",
                               "file ends inside the data of frame 100: captured 299 of 300 bytes"]
+
+
+def _gzip_damage(tmp_path):
+    """Compressed captures cut or damaged in every way the gzip source warns of, and one
+    whose records break before its gzip stream does (the reader stops there)."""
+    raw = pcap([(1, i, os.urandom(200 + i)) for i in range(300)])
+    gz = gzip.compress(raw, compresslevel=1)
+    cases = {f"cut-{n}": gz[:n] for n in (11, 30, 5000, len(gz) // 2, len(gz) - 9, len(gz) - 1)}
+    bad = bytearray(gz)
+    bad[len(gz) // 3] ^= 0xFF
+    cases["corrupt"] = bytes(bad)
+    cases["trailing"] = gz + b"GARBAGE!"
+    cases["members"] = gzip.compress(raw[:5000]) + gzip.compress(raw[5000:])[:-20]
+    broken = bytearray(raw)
+    broken[24 + 8:24 + 12] = struct.pack("<I", 1 << 30)  # the first record's captured length
+    cases["broken-record"] = gzip.compress(bytes(broken))[:-100]
+    return {name: write(tmp_path, data, f"{name}.gz") for name, data in cases.items()}
+
+
+@pytest.mark.parametrize("block_bytes", [64, 4096, 4 << 20])
+def test_gzip_inflated_ahead_as_in_line(tmp_path, monkeypatch, block_bytes):
+    """Decompressed by a thread ahead of the walk, a damaged capture gives the same
+    records, bad frames and warnings, in the same order, as decompressed in line."""
+    import ipsecpcap.reader as reader
+
+    for name, path in _gzip_damage(tmp_path).items():
+        got = []
+        for ahead in (True, False):
+            monkeypatch.setattr(reader, "INFLATE_AHEAD", ahead)
+            try:
+                out, bad, r = records(path, block_bytes=block_bytes)
+                got.append((out, bad, r.warnings, r.frames))
+            except CaptureError as e:
+                got.append(str(e))
+        assert got[0] == got[1], name
+        assert got[0] and (isinstance(got[0], str) or got[0][2]), name  # every case says what is wrong
+
+
+def test_gzip_reader_closed_early_stops_inflating(tmp_path):
+    raw = pcap([(1, 2, os.urandom(1400)) for _ in range(3000)])
+    r = open_capture(write(tmp_path, gzip.compress(raw, compresslevel=1)), block_bytes=4096)
+    next(iter(r))
+    thread = r._src._thread
+    r.close()
+    thread.join(timeout=10)
+    assert not thread.is_alive()
 
 
 # ----------------------------------------------------------- pipes, streams

@@ -156,3 +156,16 @@ def test_an_output_dir_that_cannot_be_made_is_a_usage_error_before_the_analysis(
     r = run("analyze", str(tmp_path / "missing.pcap"), "-o", str(tmp_path / "file" / "sub"))
     assert r.exit_code == 2  # said before the missing capture (exit 3) is even opened
     assert "cannot write to" in r.stderr and "Traceback" not in r.output
+
+
+def test_tables_written_from_the_records_are_those_of_the_dataframe_view(aggressive, tmp_path):
+    """The output directory builds each DataFrame for its write only (records in), the
+    notebook view keeps its own: the same Parquet and JSON Lines either way."""
+    export.write_tables(aggressive.records, tmp_path / "records", ("parquet", "jsonl"))
+    export.write_tables(aggressive, tmp_path / "frames", ("parquet", "jsonl"))
+    for name in dfs.TABLE_NAMES:
+        a, b = (dfs.read_parquet(tmp_path / d / f"{name}.parquet") for d in ("records", "frames"))
+        assert a.equals(b), name
+        jsonl = [(tmp_path / d / f"{name}.jsonl").read_bytes() for d in ("records", "frames")]
+        assert jsonl[0] == jsonl[1], name
+    assert set(aggressive._frames) == set(dfs.TABLE_NAMES)  # the view kept its DataFrames

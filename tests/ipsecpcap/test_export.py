@@ -158,6 +158,16 @@ def test_an_output_dir_that_cannot_be_made_is_a_usage_error_before_the_analysis(
     assert "cannot write to" in r.stderr and "Traceback" not in r.output
 
 
+def test_sha256_in_pieces_is_the_whole_files(monkeypatch):
+    monkeypatch.setattr(export, "HASH_CHUNK", 1000)  # many pieces, the last one short
+    for path in (CAP, CAP_B):
+        with open(path, "rb") as f:
+            data = f.read()
+        with open(path, "rb") as f:
+            assert export._sha256(f) == hashlib.sha256(data).hexdigest()
+        assert os.path.getsize(path) % 1000
+
+
 def test_tables_written_from_the_records_are_those_of_the_dataframe_view(aggressive, tmp_path):
     """The output directory builds each DataFrame for its write only (records in), the
     notebook view keeps its own: the same Parquet and JSON Lines either way."""
@@ -169,3 +179,17 @@ def test_tables_written_from_the_records_are_those_of_the_dataframe_view(aggress
         jsonl = [(tmp_path / d / f"{name}.jsonl").read_bytes() for d in ("records", "frames")]
         assert jsonl[0] == jsonl[1], name
     assert set(aggressive._frames) == set(dfs.TABLE_NAMES)  # the view kept its DataFrames
+
+
+def test_a_capture_that_cannot_be_hashed_is_a_note_not_a_failure(tmp_path):
+    """The captures are hashed in a thread while the tables are written: a capture gone
+    by then is said in its facts, and the directory is still written."""
+    path = tmp_path / "gone.pcap"
+    with open(CAP_B, "rb") as f:
+        path.write_bytes(f.read())
+    a = ipsecpcap.analyze([str(path)])
+    path.unlink()
+    written = export.write_output_dir(a.records, tmp_path / "out", paths=[str(path)], report=False)
+    assert len(written) == 2 * len(dfs.TABLE_NAMES) + 2
+    (facts,) = json.loads((tmp_path / "out" / "summary.json").read_text())["capture_files"]
+    assert facts["sha256"] is None and facts["note"] == "cannot read: No such file or directory"

@@ -78,17 +78,40 @@ get_out(PyObject *obj, Py_buffer *view, Py_ssize_t itemsize, Py_ssize_t need, co
     return 0;
 }
 
+/* The n out buffers (8-byte items), each with room for `need`; on failure none is held. */
+static int
+get_outs(PyObject **objs, Py_buffer *views, int n, Py_ssize_t need, const char *const *names)
+{
+    for (int i = 0; i < n; i++) {
+        if (get_out(objs[i], &views[i], 8, need, names[i]) < 0) {
+            while (--i >= 0)
+                PyBuffer_Release(&views[i]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void
+release(Py_buffer *in, Py_buffer *views, int n)
+{
+    for (int i = 0; i < n; i++)
+        PyBuffer_Release(&views[i]);
+    PyBuffer_Release(in);
+}
+
 static PyObject *
 walk(PyObject *self, PyObject *args)
 {
-    Py_buffer in, o_offs, o_caps, o_origs, o_ts;
+    Py_buffer in, o[4];
     Py_ssize_t pos, hs;
     int big;
     double divisor;
-    PyObject *offs_obj, *caps_obj, *origs_obj, *ts_obj;
+    PyObject *obj[4];
+    static const char *const names[4] = {"offs", "caps", "origs", "ts"};
 
-    if (!PyArg_ParseTuple(args, "y*nnpdOOOO", &in, &pos, &hs, &big, &divisor,
-                          &offs_obj, &caps_obj, &origs_obj, &ts_obj))
+    if (!PyArg_ParseTuple(args, "y*nnpdOOOO", &in, &pos, &hs, &big, &divisor, &obj[0], &obj[1], &obj[2],
+                          &obj[3]))
         return NULL;
     if (hs < 16 || pos < 0) {
         PyBuffer_Release(&in);
@@ -97,32 +120,14 @@ walk(PyObject *self, PyObject *args)
     }
     Py_ssize_t len = in.len;
     Py_ssize_t need = (pos < len ? (len - pos) / hs : 0) + 1;
-    if (get_out(offs_obj, &o_offs, 8, need, "offs") < 0) {
-        PyBuffer_Release(&in);
-        return NULL;
-    }
-    if (get_out(caps_obj, &o_caps, 8, need, "caps") < 0) {
-        PyBuffer_Release(&o_offs);
-        PyBuffer_Release(&in);
-        return NULL;
-    }
-    if (get_out(origs_obj, &o_origs, 8, need, "origs") < 0) {
-        PyBuffer_Release(&o_caps);
-        PyBuffer_Release(&o_offs);
-        PyBuffer_Release(&in);
-        return NULL;
-    }
-    if (get_out(ts_obj, &o_ts, 8, need, "ts") < 0) {
-        PyBuffer_Release(&o_origs);
-        PyBuffer_Release(&o_caps);
-        PyBuffer_Release(&o_offs);
+    if (get_outs(obj, o, 4, need, names) < 0) {
         PyBuffer_Release(&in);
         return NULL;
     }
 
     const unsigned char *b = (const unsigned char *)in.buf;
-    int64_t *offs = (int64_t *)o_offs.buf, *caps = (int64_t *)o_caps.buf, *origs = (int64_t *)o_origs.buf;
-    double *ts = (double *)o_ts.buf;
+    int64_t *offs = (int64_t *)o[0].buf, *caps = (int64_t *)o[1].buf, *origs = (int64_t *)o[2].buf;
+    double *ts = (double *)o[3].buf;
     Py_ssize_t n = 0;
 
     Py_BEGIN_ALLOW_THREADS
@@ -141,11 +146,7 @@ walk(PyObject *self, PyObject *args)
     }
     Py_END_ALLOW_THREADS
 
-    PyBuffer_Release(&o_ts);
-    PyBuffer_Release(&o_origs);
-    PyBuffer_Release(&o_caps);
-    PyBuffer_Release(&o_offs);
-    PyBuffer_Release(&in);
+    release(&in, o, 4);
     return Py_BuildValue("nn", n, pos);
 }
 
@@ -156,7 +157,7 @@ walk_epb(PyObject *self, PyObject *args)
     Py_ssize_t pos, nif;
     int big;
     PyObject *obj[5];
-    static const char *names[5] = {"offs", "caps", "origs", "stamps", "ifids"};
+    static const char *const names[5] = {"offs", "caps", "origs", "stamps", "ifids"};
 
     if (!PyArg_ParseTuple(args, "y*npnOOOOO", &in, &pos, &big, &nif, &obj[0], &obj[1], &obj[2], &obj[3],
                           &obj[4]))
@@ -168,13 +169,9 @@ walk_epb(PyObject *self, PyObject *args)
     }
     Py_ssize_t len = in.len;
     Py_ssize_t need = (pos < len ? (len - pos) / 32 : 0) + 1;
-    for (int i = 0; i < 5; i++) {
-        if (get_out(obj[i], &o[i], 8, need, names[i]) < 0) {
-            while (--i >= 0)
-                PyBuffer_Release(&o[i]);
-            PyBuffer_Release(&in);
-            return NULL;
-        }
+    if (get_outs(obj, o, 5, need, names) < 0) {
+        PyBuffer_Release(&in);
+        return NULL;
     }
     const unsigned char *b = (const unsigned char *)in.buf;
     int64_t *offs = (int64_t *)o[0].buf, *caps = (int64_t *)o[1].buf, *origs = (int64_t *)o[2].buf;
@@ -201,9 +198,7 @@ walk_epb(PyObject *self, PyObject *args)
     }
     Py_END_ALLOW_THREADS
 
-    for (int i = 0; i < 5; i++)
-        PyBuffer_Release(&o[i]);
-    PyBuffer_Release(&in);
+    release(&in, o, 5);
     return Py_BuildValue("nn", n, pos);
 }
 

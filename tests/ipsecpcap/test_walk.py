@@ -41,20 +41,26 @@ def _format(path) -> str | None:
 PCAPNGS = [c.path for c in all_captures() if _format(c.path) == "pcapng"]
 
 
-def blocks(path, block_bytes, pure, monkeypatch):
+def _read(path, block_bytes, pure, monkeypatch, describe):
+    """What ``describe`` says of every block the reader delivers with the C walk or
+    (``pure``) the Python one, then the warnings and the frame count."""
     if pure:
         monkeypatch.setenv("IPSECPCAP_PUREWALK", "1")
     else:
         monkeypatch.delenv("IPSECPCAP_PUREWALK", raising=False)
-    out = []
     with open_capture(path, block_bytes=block_bytes) as r:
         assert r._fmt.use_c is not pure
-        for b in r:
-            arrays = tuple(np.asarray(a).tobytes() for a in b.arrays) if b.arrays is not None else None
-            out.append((len(b.data), arrays, b.offsets, b.caplens, b.origlens, [t.hex() for t in b.ts],
-                        b.frames, b.bad))
-        out.append(tuple(r.warnings))
+        out = [describe(b) for b in r]
+        out.append((tuple(r.warnings), r.frames))
     return out
+
+
+def blocks(path, block_bytes, pure, monkeypatch):
+    """Classic pcap: the blocks' arrays too (both walks make them)."""
+    def describe(b):
+        arrays = tuple(np.asarray(a).tobytes() for a in b.arrays) if b.arrays is not None else None
+        return (len(b.data), arrays, b.offsets, b.caplens, b.origlens, [t.hex() for t in b.ts], b.frames, b.bad)
+    return _read(path, block_bytes, pure, monkeypatch, describe)
 
 
 def test_there_are_classic_pcaps():
@@ -72,20 +78,12 @@ def test_c_walk_equals_python_walk_on_every_fixture(block_bytes, monkeypatch):
 
 
 def records(path, block_bytes, pure, monkeypatch):
-    """Every block's records as lists (a pcapng block walked in Python has no arrays), the
-    warnings and the frame count."""
-    if pure:
-        monkeypatch.setenv("IPSECPCAP_PUREWALK", "1")
-    else:
-        monkeypatch.delenv("IPSECPCAP_PUREWALK", raising=False)
-    out = []
-    with open_capture(path, block_bytes=block_bytes) as r:
-        assert r._fmt.use_c is not pure
-        for b in r:
-            out.append((len(b.data), b.offsets, b.caplens, b.origlens, [t.hex() for t in b.ts], b.frames,
-                        b.bad, [b.linktype(i) for i in range(len(b.offsets))], b.span()))
-        out.append((tuple(r.warnings), r.frames))
-    return out
+    """pcapng: every block's records as lists (a block walked in Python has no arrays),
+    link types and span."""
+    def describe(b):
+        return (len(b.data), b.offsets, b.caplens, b.origlens, [t.hex() for t in b.ts], b.frames, b.bad,
+                [b.linktype(i) for i in range(len(b.offsets))], b.span())
+    return _read(path, block_bytes, pure, monkeypatch, describe)
 
 
 @pytest.mark.parametrize("block_bytes", [64, 1000, 4 << 20])

@@ -149,3 +149,16 @@ def test_output_stream_replaces_an_existing_file_whole(tmp_path, monkeypatch, ex
             raise RuntimeError("disk full")
     assert out.read_bytes() == b"new capture"
     assert [p.name for p in tmp_path.iterdir()] == ["out.pcap"]
+
+
+def test_dumps_is_json_dumps_with_the_default():
+    """dumps keeps one encoder for rows (json.dumps made one per call): the same text."""
+    import json
+
+    from ipsecpcap.output import _json_default, dumps
+
+    rows = [{"a": b"\x01\xff", "b": (1, 2), "c": {3}, "d": None, "e": 1.5e16, "f": "é\n", "g": [True, {"h": 0.1}]},
+            [float("nan"), float("inf")], "x", 7]
+    for row in rows:
+        assert dumps(row) == json.dumps(row, default=_json_default)
+        assert dumps(row, indent=2) == json.dumps(row, default=_json_default, indent=2)

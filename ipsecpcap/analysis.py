@@ -311,8 +311,8 @@ def analyze(paths: Iterable, *, keys=None, policy=None, rules=None, engine: str 
     an iterable of extra rule directories.  ``engine`` is ``fast`` (our own
     decoder) or ``tshark`` (the same analysis over tshark's dissection, see
     :mod:`ipsecpcap.deep`).  ``jobs`` >= 2 runs the fast engine's two stages
-    in two processes (:mod:`ipsecpcap.parallel`; the same result; without
-    keys: decryption runs in one process).
+    in two processes (:mod:`ipsecpcap.parallel`; the same result; with keys,
+    one process decodes and decrypts, the other tracks).
     """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
@@ -342,10 +342,10 @@ def _analyze_one(path, merged, engine, jobs, block_bytes, progress, crypto, stor
         from .deep import analyze_capture_deep
 
         part = analyze_capture_deep(path, keys=store, progress=progress, crypto=crypto)
-    elif jobs >= 2 and crypto is None and os.environ.get("IPSECPCAP_FASTPATH", "vector") != "packet":
+    elif jobs >= 2 and os.environ.get("IPSECPCAP_FASTPATH", "vector") != "packet":
         from .parallel import analyze_capture_pipelined
 
-        part = analyze_capture_pipelined(path, block_bytes=block_bytes, progress=progress,
+        part = analyze_capture_pipelined(path, block_bytes=block_bytes, progress=progress, crypto=crypto,
                                          keep_ike_ciphertext=ike_keys)
     else:
         part = analyze_capture(path, block_bytes=block_bytes, progress=progress, crypto=crypto,

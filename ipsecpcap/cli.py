@@ -123,9 +123,9 @@ def analysis_options(fn):
     The command receives them as keyword arguments and passes them to :func:`run_analysis`."""
     fn = click.option("-q", "--quiet", is_flag=True, help="No progress bar on standard error.")(fn)
     fn = click.option("--jobs", "jobs", type=click.IntRange(min=1), default=1, show_default=True,
-                      help="2: the fast engine reads and tracks in two processes side by side (the same "
-                           "result; about 1.3x on large captures). More gives nothing more; with keys or "
-                           "--engine tshark, one process.")(fn)
+                      help="2: the fast engine reads (and, with keys, decrypts) and tracks in two processes "
+                           "side by side (the same result; about 1.3x on large captures). More gives nothing "
+                           "more; --engine tshark runs in one process.")(fn)
     fn = click.option("--engine", "engine", type=click.Choice(ENGINES), default="fast", show_default=True,
                       help="fast: our own decoder; tshark: the same analysis over tshark's dissection "
                            "(slower; needs tshark).")(fn)

@@ -27,6 +27,14 @@ a TCP handshake split across it).  A pipeline has two stages, so more than
 two jobs give nothing more; captures given together are analysed one after
 the other, each with its own pipeline.
 
+With keys, the child runs a :class:`~ipsecpcap.vector.KeyedClassifier`: every frame
+through the keyed decoder, its calls to the tracker recorded, one batch of calls per
+block, which this process replays in order as it does the calls of the rare frames.  The
+child's copy of the :class:`~ipsecpcap.sacrypto.SaCrypto` (forked with it) opens the
+packets; at the end it sends back what it learnt (``export_state``) and this process's
+copy takes it over (``adopt_state``), so that captures given together share it as in one
+process.
+
 The child is forked (it inherits the open standard input, for ``-``); what
 it cannot read becomes the same :class:`~ipsecpcap.errors.InputError` as in
 one process.
@@ -44,7 +52,7 @@ from multiprocessing.reduction import ForkingPickler
 from .errors import InputError
 from .reader import CaptureError, _widen_pipe, open_capture
 from .tracker import Tracker
-from .vector import Applier, Classifier
+from .vector import Applier, Classifier, KeyedClassifier
 
 
 # Reading, numpy and grouping each batch's frames by SA and flow made the classifier the heavier
@@ -113,12 +121,13 @@ class _Sender:
         self.conn.close()
 
 
-def _classify(path, block_bytes: int, conn, stdin_fd: int | None) -> None:
-    """The child: read and classify, send ("batch", Batch, progress) ... then ("end", summary)."""
+def _classify(path, block_bytes: int, conn, stdin_fd: int | None, crypto=None) -> None:
+    """The child: read and classify, send ("batch", Batch, progress) ... then ("end", summary);
+    with ``crypto`` (keys), decode frame by frame with it and send back what it learnt."""
     conn = _Sender(conn)
     try:
         source = os.fdopen(stdin_fd, "rb") if stdin_fd is not None else path
-        c = Classifier(hand_over=HAND_OVER)
+        c = Classifier(hand_over=HAND_OVER) if crypto is None else KeyedClassifier(crypto)
         first = last = None
         with open_capture(source, block_bytes=block_bytes, name="-" if stdin_fd is not None else None) as reader:
             conn.send(("start", reader.name, reader.size))
@@ -134,7 +143,7 @@ def _classify(path, block_bytes: int, conn, stdin_fd: int | None) -> None:
                 conn.send(("batch", b, reader.bytes_read, reader.frames))
             c.decoder.finish()
             conn.send(("end", reader.frames, [f"{reader.name}: {w}" for w in reader.warnings], first, last,
-                       c.reasm.stats(), c.stats))
+                       c.reasm.stats(), c.stats, None if crypto is None else crypto.export_state()))
     except BaseException as e:  # noqa: BLE001 - everything goes back to the parent, which decides
         err = read_error(path, e)
         if err is not None:
@@ -145,10 +154,12 @@ def _classify(path, block_bytes: int, conn, stdin_fd: int | None) -> None:
         conn.close()
 
 
-def analyze_capture_pipelined(path, *, block_bytes: int = 4 << 20, progress=None,
+def analyze_capture_pipelined(path, *, block_bytes: int = 4 << 20, progress=None, crypto=None,
                               keep_ike_ciphertext: bool = True) -> Tracker:
-    """:func:`ipsecpcap.analysis.analyze_capture` (without keys) in two processes; the same result
-    (``keep_ike_ciphertext`` as there)."""
+    """:func:`ipsecpcap.analysis.analyze_capture` in two processes; the same result (``crypto`` and
+    ``keep_ike_ciphertext`` as there).  With ``crypto``, the child decodes every frame with the
+    keyed decoder and this process replays what it recorded (see :class:`KeyedClassifier`);
+    ``crypto`` then takes over what the child's copy of it learnt."""
     from .analysis import capture_name
 
     ctx = multiprocessing.get_context("fork")
@@ -157,7 +168,7 @@ def analyze_capture_pipelined(path, *, block_bytes: int = 4 << 20, progress=None
     stdin_fd = None
     if os.fspath(path) == "-":
         stdin_fd = os.dup(sys.stdin.fileno())  # multiprocessing gives the child /dev/null as stdin
-    child = ctx.Process(target=_classify, args=(path, block_bytes, send, stdin_fd), daemon=True)
+    child = ctx.Process(target=_classify, args=(path, block_bytes, send, stdin_fd, crypto), daemon=True)
     child.start()
     send.close()
     if stdin_fd is not None:
@@ -180,7 +191,7 @@ def analyze_capture_pipelined(path, *, block_bytes: int = 4 << 20, progress=None
             elif kind == "start":
                 shown = _Progress(msg[1], msg[2])
             elif kind == "end":
-                frames, warnings, first, last, reassembly, stats = msg[1:]
+                frames, warnings, first, last, reassembly, stats, learnt = msg[1:]
                 break
             elif kind == "input_error":
                 raise InputError(msg[1])
@@ -192,6 +203,8 @@ def analyze_capture_pipelined(path, *, block_bytes: int = 4 << 20, progress=None
         if child.is_alive():
             child.kill()
             child.join()
+    if crypto is not None:
+        crypto.adopt_state(learnt)
     tracker.frames = frames
     tracker.warnings.extend(warnings)
     tracker.first_ts, tracker.last_ts = first, last

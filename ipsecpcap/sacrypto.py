@@ -90,6 +90,41 @@ class SaCrypto:
         self.wraps = 0  # bound SAs found to use extended sequence numbers by a wrapped counter (see inline)
         self.problems: list[str] = []
 
+    # ------------------------------------------------------------------ another process
+    def export_state(self) -> dict:
+        """What this object learnt while opening packets (the SA states, which keys bound to
+        which SAs, the ciphers made, ESN wraps, problems) as plain data, each key by its
+        index in ``keys``: what the classifier process of ``--jobs 2`` hands back, for
+        :meth:`adopt_state` of the object it was forked from."""
+        index = {id(k): i for i, k in enumerate(self.keys)}
+        states = {sa: {"key": None if st.key is None else index[id(st.key)], "cipher": st.cipher is not None,
+                       "tries": st.tries, "decrypted": st.decrypted, "integrity_failures": st.integrity_failures,
+                       "other_failures": st.other_failures, "esn": st.esn, "seq_hi": st.seq_hi,
+                       "last_seq": st.last_seq, "failures_by_kind": dict(st.failures_by_kind)}
+                  for sa, st in self.states.items()}
+        return {"states": states, "bound": {index[k]: set(sas) for k, sas in self.bound.items()},
+                "ciphers": {index[k]: c is not None for k, c in self._ciphers.items()},
+                "wraps": self.wraps, "problems": list(self.problems)}
+
+    def adopt_state(self, state: dict) -> None:
+        """Become what :meth:`export_state` of a copy of this object (the same keys) says:
+        the same states, bindings, counts and problems, with this object's own keys and
+        ciphers of its own (made again: they are not plain data)."""
+        keys = self.keys
+        self._ciphers = {id(keys[i]): (EspCipher(keys[i]) if usable else None)
+                         for i, usable in state["ciphers"].items()}
+        self.states = {}
+        for sa, st in state["states"].items():
+            key = None if st["key"] is None else keys[st["key"]]
+            cipher = self._ciphers.get(id(key)) if st["cipher"] else None
+            self.states[sa] = SaState(key=key, cipher=cipher, tries=st["tries"], decrypted=st["decrypted"],
+                                      integrity_failures=st["integrity_failures"],
+                                      other_failures=st["other_failures"], esn=st["esn"], seq_hi=st["seq_hi"],
+                                      last_seq=st["last_seq"], failures_by_kind=st["failures_by_kind"])
+        self.bound = {id(keys[i]): sas for i, sas in state["bound"].items()}
+        self.wraps = state["wraps"]
+        self.problems = list(state["problems"])
+
     # ------------------------------------------------------------------ key matching
     def _cipher(self, key: EspKey) -> EspCipher | None:
         c = self._ciphers.get(id(key), False)

@@ -95,7 +95,8 @@ from itertools import repeat
 
 import numpy as np
 
-from .decode import ETH_IPV4, ETH_IPV6, IKE_PORT, LINKTYPE_ETHERNET, NATT_PORT, VLAN_TPIDS, Decoder, _spi_text
+from .decode import (ETH_IPV4, ETH_IPV6, IKE_PORT, LINKTYPE_ETHERNET, NATT_PORT, VLAN_TPIDS, Decoder, KeyedDecoder,
+                     _spi_text)
 from .dissectors.ike import IKE_HEADER_LEN
 from .keytable import KeyTable, endpoint_arrays, endpoints, table_words
 from .reader import _cwalk
@@ -235,6 +236,14 @@ def _flow_key(proto: int, addrs: bytes, sport: int, dport: int):
 class _RecordingDecoder(Decoder):
     """The decoder as the classifier runs it: IKE messages are handed on as bytes."""
 
+    parse_ike = staticmethod(lambda data: None)
+
+
+class _KeyedRecordingDecoder(KeyedDecoder):
+    """The keyed decoder as :class:`KeyedClassifier` runs it: IKE messages are handed on
+    as bytes, as by :class:`_RecordingDecoder`."""
+
+    __slots__ = ()
     parse_ike = staticmethod(lambda data: None)
 
 
@@ -592,6 +601,26 @@ class Classifier:
         self.stats["batches"] += 1
         self._start_batch()
         return t
+
+
+class KeyedClassifier(Classifier):
+    """Stage one with keys, for ``--jobs 2``: every frame through the keyed decoder
+    (:class:`~ipsecpcap.decode.KeyedDecoder`: ESP opened, AH verified, what ESP carried
+    decoded), frame by frame, its calls recorded into one :class:`Batch` per block for
+    the applier to replay in order; ``crypto`` (a :class:`~ipsecpcap.sacrypto.SaCrypto`)
+    keeps what it verified."""
+
+    def __init__(self, crypto, batch: int | None = None):
+        super().__init__(batch)
+        self.crypto = crypto
+        self.decoder = _KeyedRecordingDecoder(self.recorder, crypto)
+        self.reasm = self.decoder.reasm
+
+    def add(self, block) -> list[Batch]:
+        return [self._frame_by_frame(block)]
+
+    def flush(self) -> None:
+        return None
 
 
 class Taken:

@@ -23,6 +23,8 @@ Contenders on the analysis capture (``--count``, default 1M packets):
 * ``ipsecpcap-packet``: the frame-by-frame decoder (``IPSECPCAP_FASTPATH=packet``);
 * ``cpu-loop`` / ``cpu-loop-x2``: a CPU-bound Python loop, alone and twice at once
   (with ``--big``: how much a second core gives on this machine);
+* ``dec:analyze-keys`` / ``dec:analyze-keys-j2`` (with ``--decrypt``): ``ipsecpcap
+  analyze --keys`` of the encrypted capture, in one process and with ``--jobs 2``;
 * ``tshark`` (``--tshark``): ``tshark -T fields`` extracting frame number,
   addresses, IP protocol, ESP SPI and sequence, ISAKMP SPIs.
 
@@ -264,6 +266,12 @@ def main() -> None:
                   reads=enc)
             bench("dec:ipsecpcap-gcm", args.decrypt,
                   ipsecpcap + ["decrypt", gcm, "--keys", gcm + ".esp_sa", "-w", out], reads=gcm)
+            # the analysis with the keys (not a target of the issue): every ESP packet opened
+            # and what it carried tracked, in one process and with --jobs 2
+            bench("dec:analyze-keys", args.decrypt, ipsecpcap + ["analyze", "-q", enc, "--keys", enc + ".esp_sa"],
+                  reads=enc)
+            bench("dec:analyze-keys-j2", args.decrypt,
+                  ipsecpcap + ["analyze", "-q", "--jobs", "2", enc, "--keys", enc + ".esp_sa"], reads=enc)
             if args.tshark and not args.no_tshark_decrypt:
                 # tshark cannot write the decrypted packets: it dissects them, printing inner
                 # fields (about 11 minutes: in the first round only)
@@ -348,6 +356,9 @@ def report(rows, runs, args) -> None:
         g = t["dec:ipsecpcap-gcm"]
         target(f"decrypt AES-GCM >= 150k packets/s per core: {g[0] / g[1]:,.0f} (all frames, start-up included)",
                g[0] / g[1] >= 150_000)
+        k1, k2 = t["dec:analyze-keys"][1], t["dec:analyze-keys-j2"][1]
+        print(f"  (not a target: analyze with the keys {k1:.2f} s, with --jobs 2 {k2:.2f} s: {k1 / k2:.2f}x "
+              f"{rounds('dec:analyze-keys', 'dec:analyze-keys-j2')})")
 
 
 if __name__ == "__main__":

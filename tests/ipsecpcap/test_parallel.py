@@ -1,6 +1,7 @@
 """--jobs 2 (ipsecpcap.parallel) gives what one process gives, table for table."""
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 
@@ -92,11 +93,12 @@ def _keyed(name):
 
 def keyed_result(paths, keys, jobs):
     a = analyze(paths, keys=keys, jobs=jobs)
+    crypto = a.crypto  # (None with IKE keys only)
     states = {sa: (st.decrypted, st.integrity_failures, st.other_failures, st.tries, st.esn, st.seq_hi, st.last_seq,
                    st.failures_by_kind, st.key.fingerprint if st.key is not None else None, st.cipher is not None)
-              for sa, st in a.crypto.states.items()}
-    return tables(a.tracker), a.key_report(), states, a.crypto.problems, a.crypto.wraps, [
-        (r.spi, r.decrypted, r.integrity_failures) for r in a.sas]
+              for sa, st in (crypto.states.items() if crypto is not None else ())}
+    return (tables(a.tracker), a.key_report(), states, crypto and crypto.problems, crypto and crypto.wraps,
+            [(r.spi, r.decrypted, r.integrity_failures) for r in a.sas], [dataclasses.asdict(r) for r in a.ike])
 
 
 @pytest.mark.parametrize("name", KEYED)
@@ -131,3 +133,12 @@ def test_crypto_state_export_and_adopt_round_trip():
         assert st.key is None or any(st.key is k for k in a.keys.esp)
         assert (st.cipher is not None) == (a.crypto.states[sa].cipher is not None)
     assert {id(k) for k in fresh.keys} >= set(fresh.bound)
+
+
+def test_keyed_jobs2_same_on_every_fixture_with_keys():
+    """Every capture published with keys (Wireshark, tcpdump, Openswan, libreswan, scapy,
+    packetgen, strongSwan): --jobs 2 with its keys is one process, table for table."""
+    keyed = [c for c in all_captures() if c.keys]
+    assert len(keyed) > 100
+    for c in keyed:
+        assert keyed_result([c.path], list(c.keys), 2) == keyed_result([c.path], list(c.keys), 1), c.name

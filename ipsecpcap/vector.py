@@ -251,9 +251,9 @@ class _Recorder:
     """A decoder sink that records the calls it receives, in order, as (position
     in the batch, method, arguments), and the SA and flow keys they touch."""
 
-    __slots__ = ("calls", "pos", "esp_keys", "ah_keys", "flow_keys", "seen", "samples", "_key")
+    __slots__ = ("calls", "pos", "esp_keys", "ah_keys", "flow_keys", "seen", "samples", "_key", "keep_keys")
 
-    def __init__(self, seen: set):
+    def __init__(self, seen: set, keep_keys: bool = True):
         self.calls: list = []
         self.pos = 0  # the batch position of the frame being decoded
         self.esp_keys: set = set()
@@ -262,6 +262,10 @@ class _Recorder:
         self.seen = seen  # ESP SA keys of earlier batches
         self.samples: dict = {}  # SA key -> (position, first packet): new SAs of this batch
         self._key = None
+        # the flow and AH keys the calls touch make a bulk group that shares one into calls;
+        # with keys (KeyedClassifier) no group is made, every frame is replayed: on the 500k-
+        # packet encrypted capture its stage took 6.9-8.9 s without them, 7.7-9.8 s with
+        self.keep_keys = keep_keys
 
     def esp(self, frame, ts, addrs, spi, seq, length, encap, fragments):
         addrs = bytes(addrs)
@@ -278,13 +282,14 @@ class _Recorder:
 
     def ah(self, frame, ts, addrs, spi, seq, length, next_header):
         addrs = bytes(addrs)
-        if len(addrs) == 8:
+        if len(addrs) == 8 and self.keep_keys:
             self.ah_keys.add((spi, int.from_bytes(addrs, "big")))
         self.calls.append((self.pos, "ah", (frame, ts, addrs, spi, seq, length, next_header)))
 
     def flow(self, frame, ts, proto, addrs, sport, dport, length, tcp_flags, protected_by):
         addrs = bytes(addrs)
-        self.flow_keys.add(_flow_key(proto, addrs, sport, dport))
+        if self.keep_keys:
+            self.flow_keys.add(_flow_key(proto, addrs, sport, dport))
         self.calls.append((self.pos, "flow", (frame, ts, proto, addrs, sport, dport, length, tcp_flags,
                                               protected_by)))
 
@@ -292,7 +297,8 @@ class _Recorder:
         if quoted_flow is not None:
             p, a, sp, dp = quoted_flow
             quoted_flow = (p, bytes(a), sp, dp)
-            self.flow_keys.add(_flow_key(p, quoted_flow[1], sp, dp))
+            if self.keep_keys:
+                self.flow_keys.add(_flow_key(p, quoted_flow[1], sp, dp))
         self.calls.append((self.pos, "icmp_error", (frame, ts, bytes(addrs), proto, icmp_type, code, quoted,
                                                     quoted_flow)))
 
@@ -603,29 +609,6 @@ class Classifier:
         return t
 
 
-class _KeyedRecorder(_Recorder):
-    """The recorder of :class:`KeyedClassifier`: every frame is replayed as calls, no
-    group is ever made, so the flow and AH keys a call touches (what makes a group of
-    the bulk path into calls) are not kept: on the 500k-packet encrypted capture, the
-    classifier's stage took 6.9-8.9 s without them, 7.7-9.8 s with (five runs each)."""
-
-    __slots__ = ()
-
-    def ah(self, frame, ts, addrs, spi, seq, length, next_header):
-        self.calls.append((self.pos, "ah", (frame, ts, bytes(addrs), spi, seq, length, next_header)))
-
-    def flow(self, frame, ts, proto, addrs, sport, dport, length, tcp_flags, protected_by):
-        self.calls.append((self.pos, "flow", (frame, ts, proto, bytes(addrs), sport, dport, length, tcp_flags,
-                                              protected_by)))
-
-    def icmp_error(self, frame, ts, addrs, proto, icmp_type, code, quoted, quoted_flow):
-        if quoted_flow is not None:
-            p, a, sp, dp = quoted_flow
-            quoted_flow = (p, bytes(a), sp, dp)
-        self.calls.append((self.pos, "icmp_error", (frame, ts, bytes(addrs), proto, icmp_type, code, quoted,
-                                                    quoted_flow)))
-
-
 class KeyedClassifier(Classifier):
     """Stage one with keys, for ``--jobs 2``: every frame through the keyed decoder
     (:class:`~ipsecpcap.decode.KeyedDecoder`: ESP opened, AH verified, what ESP carried
@@ -636,7 +619,7 @@ class KeyedClassifier(Classifier):
     def __init__(self, crypto, batch: int | None = None):
         super().__init__(batch)
         self.crypto = crypto
-        self.recorder = _KeyedRecorder(self.seen)
+        self.recorder = _Recorder(self.seen, keep_keys=False)
         self.decoder = _KeyedRecordingDecoder(self.recorder, crypto)
         self.reasm = self.decoder.reasm
 

@@ -293,7 +293,7 @@ class _GzipSource:
             if not self._fed and self._members and not self._in.startswith(_GZIP_MAGIC[:len(self._in)]):
                 self._trailing()
                 break
-            saved = self._d.copy()  # (32 KiB of window: once per read)
+            saved = self._d.copy()  # (32 KiB of window, once per piece of input: what a failed call lost)
             try:
                 chunk = self._d.decompress(self._in, n - got)
             except zlib.error as e:

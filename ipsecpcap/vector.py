@@ -616,8 +616,8 @@ class KeyedClassifier(Classifier):
     the applier to replay in order; ``crypto`` (a :class:`~ipsecpcap.sacrypto.SaCrypto`)
     keeps what it verified."""
 
-    def __init__(self, crypto, batch: int | None = None):
-        super().__init__(batch)
+    def __init__(self, crypto):
+        super().__init__()  # (its batch size is not used: every block is a batch of its own)
         self.crypto = crypto
         self.recorder = _Recorder(self.seen, keep_keys=False)
         self.decoder = _KeyedRecordingDecoder(self.recorder, crypto)
@@ -1026,9 +1026,9 @@ class _FlowGroups:
     the table of :class:`~ipsecpcap.tracker.Flows` (a
     :class:`~ipsecpcap.keytable.KeyTable`) from protocol and the two endpoints to
     every IPv4 flow's row and the direction of its initiator, which the tracker
-    keeps for the flows it makes itself too.  A group whose flow the table does not know is a new
-    flow, made from its first frame; then every group's frames (but the first of a
-    new flow's) are added to the flow columns.  No other frame of the batch touches
+    keeps for the flows it makes itself too.  A group whose flow the table does not
+    know is a new flow, made from its first frame; then every group's frames (but the
+    first of a new flow's) are added to the flow columns.  No other frame of the batch touches
     those flows, so this can happen before the batch's calls; a new flow's row is
     then not in the order of its first frame among the flows the calls make, which
     nothing depends on (the flows table is sorted by first frame).  New flows of

@@ -46,8 +46,9 @@ def analyze_capture(path, *, block_bytes: int = 4 << 20, progress=None, crypto: 
     ``progress``, if given, is called with the reader after each block.
     ``crypto``, if given, opens ESP and verifies AH with its keys (and keeps
     per-SA results in its own state, shared across captures).  ``vector``
-    chooses the vectorised fast path (:mod:`ipsecpcap.vector`, the default
-    without keys) or the frame-by-frame decoder (``False``; also forced by
+    chooses the vectorised fast path (:mod:`ipsecpcap.vector`, the default;
+    with keys :class:`~ipsecpcap.vector.KeyedClassifier`) or the frame-by-frame
+    decoder (``False``; also forced by
     the environment variable ``IPSECPCAP_FASTPATH=packet``); both give the
     same result.  ``keep_ike_ciphertext`` off drops the bytes of the IKE
     messages nothing reads without IKE keys (see :meth:`Tracker.ike`).
@@ -56,10 +57,10 @@ def analyze_capture(path, *, block_bytes: int = 4 << 20, progress=None, crypto: 
     tracker = Tracker(capture_name(path), keep_ike_ciphertext)
     if vector is None:
         vector = os.environ.get("IPSECPCAP_FASTPATH", "vector") != "packet"
-    if crypto is not None:
+    if vector:
+        decoder = VectorDecoder(tracker, crypto=crypto)
+    elif crypto is not None:
         decoder = KeyedDecoder(tracker, crypto)
-    elif vector:
-        decoder = VectorDecoder(tracker)
     else:
         decoder = Decoder(tracker)
     try:

@@ -27,13 +27,13 @@ a TCP handshake split across it).  A pipeline has two stages, so more than
 two jobs give nothing more; captures given together are analysed one after
 the other, each with its own pipeline.
 
-With keys, the child runs a :class:`~ipsecpcap.vector.KeyedClassifier`: every frame
-through the keyed decoder, its calls to the tracker recorded, one batch of calls per
-block, which this process replays in order as it does the calls of the rare frames.  The
-child's copy of the :class:`~ipsecpcap.sacrypto.SaCrypto` (forked with it) opens the
-packets; at the end it sends back what it learnt (``export_state``) and this process's
-copy takes it over (``adopt_state``), so that captures given together share it as in one
-process.
+With keys, the child runs a :class:`~ipsecpcap.vector.KeyedClassifier`: the classifier
+that also opens every ESP packet and sends what the packets carried as flow frames of the
+batch (or as the keyed decoder's calls), and decodes AH, which it verifies, with the keyed
+decoder.  The child's copy of the :class:`~ipsecpcap.sacrypto.SaCrypto` (forked with it)
+opens the packets; at the end it sends back what it learnt (``export_state``) and this
+process's copy takes it over (``adopt_state``), so that captures given together share it as
+in one process.
 
 The child is forked (it inherits the open standard input, for ``-``); what
 it cannot read becomes the same :class:`~ipsecpcap.errors.InputError` as in
@@ -123,11 +123,11 @@ class _Sender:
 
 def _classify(path, block_bytes: int, conn, stdin_fd: int | None, crypto=None) -> None:
     """The child: read and classify, send ("batch", Batch, progress) ... then ("end", summary);
-    with ``crypto`` (keys), decode frame by frame with it and send back what it learnt."""
+    with ``crypto`` (keys), open ESP and verify AH with it and send back what it learnt."""
     conn = _Sender(conn)
     try:
         source = os.fdopen(stdin_fd, "rb") if stdin_fd is not None else path
-        c = Classifier(hand_over=HAND_OVER) if crypto is None else KeyedClassifier(crypto)
+        c = Classifier(hand_over=HAND_OVER) if crypto is None else KeyedClassifier(crypto, hand_over=HAND_OVER)
         first = last = None
         with open_capture(source, block_bytes=block_bytes, name="-" if stdin_fd is not None else None) as reader:
             conn.send(("start", reader.name, reader.size))
@@ -157,9 +157,8 @@ def _classify(path, block_bytes: int, conn, stdin_fd: int | None, crypto=None) -
 def analyze_capture_pipelined(path, *, block_bytes: int = 4 << 20, progress=None, crypto=None,
                               keep_ike_ciphertext: bool = True) -> Tracker:
     """:func:`ipsecpcap.analysis.analyze_capture` in two processes; the same result (``crypto`` and
-    ``keep_ike_ciphertext`` as there).  With ``crypto``, the child decodes every frame with the
-    keyed decoder and this process replays what it recorded (see :class:`KeyedClassifier`);
-    ``crypto`` then takes over what the child's copy of it learnt."""
+    ``keep_ike_ciphertext`` as there).  With ``crypto``, the child opens the packets (see
+    :class:`KeyedClassifier`); ``crypto`` then takes over what the child's copy of it learnt."""
     from .analysis import capture_name
 
     ctx = multiprocessing.get_context("fork")

@@ -90,13 +90,14 @@ vector=False)``) forces the frame-by-frame path.
 """
 from __future__ import annotations
 
+import struct
 from array import array
 from itertools import repeat
 
 import numpy as np
 
-from .decode import (ETH_IPV4, ETH_IPV6, IKE_PORT, LINKTYPE_ETHERNET, NATT_PORT, VLAN_TPIDS, Decoder, KeyedDecoder,
-                     _spi_text)
+from .decode import (ETH_IPV4, ETH_IPV6, IKE_PORT, IPPROTO_IPIP, IPPROTO_IPV6, IPPROTO_NONE, LINKTYPE_ETHERNET,
+                     NATT_PORT, VLAN_TPIDS, Decoder, KeyedDecoder, _spi_text)
 from .dissectors.ike import IKE_HEADER_LEN
 from .keytable import KeyTable, endpoint_arrays, endpoints, table_words
 from .reader import _cwalk
@@ -110,6 +111,9 @@ BATCH = 1 << 17  # frames grouped and applied together (see Classifier); memory 
 # TCP flags (RFC 9293 3.1) and the tracker's observations (see ipsecpcap.tracker)
 _FIN, _SYN, _RST, _ACK = 0x01, 0x02, 0x04, 0x10
 _NONE = np.iinfo(np.int64).max
+# an IPv4 packet that ESP carried: version and header length, total length, flags and
+# fragment offset, protocol, addresses, ports (RFC 791, 768, 9293)
+_INNER4 = struct.Struct("!BxHxxHxB2x8sHH").unpack_from
 
 
 def _be16(rows, i):
@@ -251,9 +255,9 @@ class _Recorder:
     """A decoder sink that records the calls it receives, in order, as (position
     in the batch, method, arguments), and the SA and flow keys they touch."""
 
-    __slots__ = ("calls", "pos", "esp_keys", "ah_keys", "flow_keys", "seen", "samples", "_key", "keep_keys")
+    __slots__ = ("calls", "pos", "esp_keys", "ah_keys", "flow_keys", "seen", "samples", "_key")
 
-    def __init__(self, seen: set, keep_keys: bool = True):
+    def __init__(self, seen: set):
         self.calls: list = []
         self.pos = 0  # the batch position of the frame being decoded
         self.esp_keys: set = set()
@@ -262,10 +266,6 @@ class _Recorder:
         self.seen = seen  # ESP SA keys of earlier batches
         self.samples: dict = {}  # SA key -> (position, first packet): new SAs of this batch
         self._key = None
-        # the flow and AH keys the calls touch make a bulk group that shares one into calls;
-        # with keys (KeyedClassifier) no group is made, every frame is replayed: on the 500k-
-        # packet encrypted capture its stage took 6.9-8.9 s without them, 7.7-9.8 s with
-        self.keep_keys = keep_keys
 
     def esp(self, frame, ts, addrs, spi, seq, length, encap, fragments):
         addrs = bytes(addrs)
@@ -282,14 +282,13 @@ class _Recorder:
 
     def ah(self, frame, ts, addrs, spi, seq, length, next_header):
         addrs = bytes(addrs)
-        if len(addrs) == 8 and self.keep_keys:
+        if len(addrs) == 8:
             self.ah_keys.add((spi, int.from_bytes(addrs, "big")))
         self.calls.append((self.pos, "ah", (frame, ts, addrs, spi, seq, length, next_header)))
 
     def flow(self, frame, ts, proto, addrs, sport, dport, length, tcp_flags, protected_by):
         addrs = bytes(addrs)
-        if self.keep_keys:
-            self.flow_keys.add(_flow_key(proto, addrs, sport, dport))
+        self.flow_keys.add(_flow_key(proto, addrs, sport, dport))
         self.calls.append((self.pos, "flow", (frame, ts, proto, addrs, sport, dport, length, tcp_flags,
                                               protected_by)))
 
@@ -297,8 +296,7 @@ class _Recorder:
         if quoted_flow is not None:
             p, a, sp, dp = quoted_flow
             quoted_flow = (p, bytes(a), sp, dp)
-            if self.keep_keys:
-                self.flow_keys.add(_flow_key(p, quoted_flow[1], sp, dp))
+            self.flow_keys.add(_flow_key(p, quoted_flow[1], sp, dp))
         self.calls.append((self.pos, "icmp_error", (frame, ts, bytes(addrs), proto, icmp_type, code, quoted,
                                                     quoted_flow)))
 
@@ -415,14 +413,9 @@ class Classifier:
         # ---- decode the other frames, recording the calls
         other = np.flatnonzero(~(is_esp | is_flow | is_ah | is_ike))
         self.stats["decoded"] += len(other)
-        rec = self.recorder
-        frame_fn = self.decoder.frame
-        for i, o, cl, t, fr in zip(other.tolist(), offs[other].tolist(), caps[other].tolist(),
-                                   ts[other].tolist(), frames[other].tolist()):
-            rec.pos = base + i
-            cat = frame_fn(LINKTYPE_ETHERNET, data, o, o + cl, t, fr)
-            counts[cat] = counts.get(cat, 0) + 1
+        inner = self._decode(other, esp, c, rows, offs, caps, ts, frames, data, base)
 
+        rec = self.recorder
         if esp is not None:
             i, spi, seq, u, start, end = esp
             addr = a64[i]
@@ -443,7 +436,25 @@ class Classifier:
                     samples[k] = (base + f, data[p:q])
         if flow:
             i, pr, sp, dp, flags, prot = _in_frame_order(flow)
-            self._flow.append((i + base, pr, a64[i], sp, dp, tot[i], flags, ts[i], frames[i], prot))
+            flow = [(i, pr, a64[i], sp, dp, tot[i], flags, prot)]
+        if inner is not None:  # (KeyedClassifier: what ESP carried)
+            flow.append(inner)
+        if flow:
+            i, pr, addr, sp, dp, iplen, flags, prot = _in_frame_order(flow)
+            self._flow.append((i + base, pr, addr, sp, dp, iplen, flags, ts[i], frames[i], prot))
+
+    def _decode(self, other, esp, c, rows, offs, caps, ts, frames, data, base) -> tuple | None:
+        """Step 2: the frames ``other`` (indices into the block) through the decoder, in
+        order, its calls recorded at their batch positions.  (``esp``, the ESP frames'
+        fields, and what it returns are for :class:`KeyedClassifier`.)"""
+        rec = self.recorder
+        counts = self._counts
+        frame_fn = self.decoder.frame
+        for i, o, cl, t, fr in zip(other.tolist(), offs[other].tolist(), caps[other].tolist(),
+                                   ts[other].tolist(), frames[other].tolist()):
+            rec.pos = base + i
+            cat = frame_fn(LINKTYPE_ETHERNET, data, o, o + cl, t, fr)
+            counts[cat] = counts.get(cat, 0) + 1
 
     def _ah_frames(self, c, rows, offs, data, base, ts, frames, a64, flow) -> tuple:
         """AH in IPv4 (RFC 4302), as Decoder.transport / ah take it, when it is AH alone
@@ -610,24 +621,106 @@ class Classifier:
 
 
 class KeyedClassifier(Classifier):
-    """Stage one with keys, for ``--jobs 2``: every frame through the keyed decoder
-    (:class:`~ipsecpcap.decode.KeyedDecoder`: ESP opened, AH verified, what ESP carried
-    decoded), frame by frame, its calls recorded into one :class:`Batch` per block for
-    the applier to replay in order; ``crypto`` (a :class:`~ipsecpcap.sacrypto.SaCrypto`)
-    keeps what it verified."""
+    """Stage one with keys: the classifier's bulk path for the frames it can take without
+    them -- flows, IKE, NAT-keepalives, and the ESP packets' own accounting -- and the
+    keyed decoder (:class:`~ipsecpcap.decode.KeyedDecoder`) for what needs them: every
+    ESP packet of the bulk path is opened here and what it carried decoded, and AH
+    frames, which are verified, go frame by frame with the other frames.  ``crypto`` (a
+    :class:`~ipsecpcap.sacrypto.SaCrypto`) keeps what it verified.
 
-    def __init__(self, crypto):
-        super().__init__()  # (its batch size is not used: every block is a batch of its own)
+    The keys are tried, and SAs bound to them, in frame order as by the keyed decoder
+    alone: the ESP packets and the decoder's frames are taken together, in frame order
+    (:meth:`_decode`).  What the opened packets carried is decoded by the keyed decoder
+    into calls at their frames' positions, and the flow keys those touch keep the same
+    flows out of the bulk groups (see :func:`group`), as for any decoded frame.
+    ``tests/ipsecpcap/test_vector.py`` compares it with the keyed decoder alone on every
+    capture published with keys."""
+
+    def __init__(self, crypto, batch: int | None = None, hand_over: int = 0):
+        # half the frames per batch: what ESP carried makes about as many flow frames again
+        # (analyze --keys of the 500k-packet encrypted benchmark capture: peak memory 214-223 MB
+        # with BATCH, 193 MB with half, 174 MB frame by frame; the time the same within noise)
+        super().__init__(BATCH // 2 if batch is None else batch, hand_over)
         self.crypto = crypto
-        self.recorder = _Recorder(self.seen, keep_keys=False)
         self.decoder = _KeyedRecordingDecoder(self.recorder, crypto)
         self.reasm = self.decoder.reasm
 
-    def add(self, block) -> list[Batch]:
-        return [self._frame_by_frame(block)]
+    def _ah_frames(self, c, rows, offs, data, base, ts, frames, a64, flow) -> tuple:
+        """With keys every AH frame goes to the keyed decoder, which verifies it."""
+        return np.zeros(len(rows), dtype=bool), None
 
-    def flush(self) -> None:
-        return None
+    def _decode(self, other, esp, c, rows, offs, caps, ts, frames, data, base) -> tuple | None:
+        """The frames ``other`` through the keyed decoder, and every ESP frame opened
+        (``esp``: the bulk path's fields), all in frame order.  An opened tunnel-mode
+        packet that is IPv4 TCP or UDP as :func:`classify` takes it becomes a flow
+        frame of the bulk path, marked with the ESP SPI: returns those, as the flow
+        frames' fields (frame indices, protocol, address pair, ports, IP length, TCP
+        flags, SPI), or None; what else was opened goes through the keyed decoder."""
+        if esp is None:
+            Classifier._decode(self, other, esp, c, rows, offs, caps, ts, frames, data, base)
+            return None
+        i_esp, spi, seq = esp[0], esp[1], esp[2]
+        n_other = len(other)
+        order = np.argsort(np.concatenate((other, i_esp)), kind="stable").tolist()
+        rec = self.recorder
+        counts = self._counts
+        dec = self.decoder
+        frame_fn = dec.frame
+        crypto_esp = self.crypto.esp
+        o_pos, o_offs, o_caps, o_ts, o_frames = (other.tolist(), offs[other].tolist(), caps[other].tolist(),
+                                                 ts[other].tolist(), frames[other].tolist())
+        # an ESP frame: where its ESP starts, where its IP datagram ends (up to there the
+        # keyed decoder opens it: not the UDP length), where its IP header and the frame end
+        e_offs = offs[i_esp]
+        e_start = (e_offs + esp[4]).tolist()
+        e_end = (e_offs + 34 + c.avail[i_esp]).tolist()
+        e_ip = (e_offs + 14).tolist()
+        e_frame_end = (e_offs + caps[i_esp]).tolist()
+        e_addrs = _addrs(rows, i_esp)
+        e_ts, e_frames, e_spi, e_seq, e_pos = (ts[i_esp].tolist(), frames[i_esp].tolist(), spi.tolist(),
+                                               seq.tolist(), i_esp.tolist())
+        flows = []  # (frame index, proto, address pair, sport, dport, IP length, TCP flags, SPI)
+        for k in order:
+            if k < n_other:
+                rec.pos = base + o_pos[k]
+                o = o_offs[k]
+                cat = frame_fn(LINKTYPE_ETHERNET, data, o, o + o_caps[k], o_ts[k], o_frames[k])
+                counts[cat] = counts.get(cat, 0) + 1
+                continue
+            k -= n_other
+            s, addrs = e_spi[k], e_addrs[k]
+            res = crypto_esp(s, addrs, e_seq[k], bytes(data[e_start[k]:e_end[k]]))
+            if res is None or res.status != "ok":
+                continue
+            inner, nh = res.payload, res.next_header
+            if nh == IPPROTO_IPIP and len(inner) >= 28:
+                # the tests of Decoder.ipv4 / transport for IPv4 without options, not a
+                # fragment, carrying TCP with its flags or UDP off the IKE ports
+                vihl, tot, frag, pr, a, sp, dp = _INNER4(inner)
+                if vihl == 0x45 and tot >= 20 and not frag & 0x3FFF:
+                    avail = (tot if tot < len(inner) else len(inner)) - 20
+                    if pr == 6 and avail >= 14:
+                        flows.append((e_pos[k], 6, int.from_bytes(a, "big"), sp, dp, tot, inner[33], s))
+                        continue
+                    if pr == 17 and avail >= 8 and sp != IKE_PORT and dp != IKE_PORT and sp != NATT_PORT \
+                            and dp != NATT_PORT:
+                        flows.append((e_pos[k], 17, int.from_bytes(a, "big"), sp, dp, tot, 0, s))
+                        continue
+            # what KeyedDecoder.transport does with an opened packet of an IPv4 frame
+            # without options (the outer header: 20 bytes)
+            rec.pos = base + e_pos[k]
+            dec._ip = (data, e_ip[k], e_frame_end[k], 4)  # (as KeyedDecoder.ipv4 leaves it)
+            t, fr = e_ts[k], e_frames[k]
+            if nh == IPPROTO_IPIP or nh == IPPROTO_IPV6:  # tunnel mode (RFC 4303 3.1.2)
+                dec.ip_any(inner, 0, len(inner), t, fr, 1, _spi_text(s))
+            elif nh != IPPROTO_NONE:  # transport mode; 59 is a TFC dummy packet (RFC 4303 2.6)
+                dec.transport(nh, inner, 0, len(inner), addrs, 20 + len(inner), t, fr, 1, _spi_text(s), 0)
+        if not flows:
+            return None
+        i, pr, addr, sp, dp, iplen, flags, prot = zip(*flows)
+        i64 = np.int64
+        return (np.array(i, i64), np.array(pr, i64), np.array(addr, np.uint64), np.array(sp, i64),
+                np.array(dp, i64), np.array(iplen, i64), np.array(flags, i64), np.array(prot, i64))
 
 
 class Taken:
@@ -781,9 +874,9 @@ class VectorDecoder:
     """Both stages in one process, with the interface of :class:`Decoder`
     (``run_block``, ``finish``, ``counts``, ``reasm``)."""
 
-    def __init__(self, tracker, batch: int | None = None):
+    def __init__(self, tracker, batch: int | None = None, crypto=None):
         self.tracker = tracker
-        self.classifier = Classifier(batch)
+        self.classifier = Classifier(batch) if crypto is None else KeyedClassifier(crypto, batch)
         self.applier = Applier(tracker)
         self.counts = self.applier.counts
         self.reasm = self.classifier.reasm

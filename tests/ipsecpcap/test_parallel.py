@@ -1,7 +1,6 @@
 """--jobs 2 (ipsecpcap.parallel) gives what one process gives, table for table."""
 from __future__ import annotations
 
-import dataclasses
 import subprocess
 import sys
 
@@ -16,6 +15,7 @@ except ImportError:  # pragma: no cover - depends on how pytest was started
     from tests.reference import ROOT, all_captures
 
 from test_vector import synthetic_frames, tables, write_pcap
+from test_vector_keyed import keyed_result
 
 # a few of every kind: IKEv1 / IKEv2 with rekeys (strongSwan), NAT-T, AH and AH+ESP,
 # IPv6 with extension headers, pcapng
@@ -91,20 +91,11 @@ def _keyed(name):
     return d / "capture.pcap", keys
 
 
-def keyed_result(paths, keys, jobs):
-    a = analyze(paths, keys=keys, jobs=jobs)
-    crypto = a.crypto  # (None with IKE keys only)
-    states = {sa: (st.decrypted, st.integrity_failures, st.other_failures, st.tries, st.esn, st.seq_hi, st.last_seq,
-                   st.failures_by_kind, st.key.fingerprint if st.key is not None else None, st.cipher is not None)
-              for sa, st in (crypto.states.items() if crypto is not None else ())}
-    return (tables(a.tracker), a.key_report(), states, crypto and crypto.problems, crypto and crypto.wraps,
-            [(r.spi, r.decrypted, r.integrity_failures) for r in a.sas], [dataclasses.asdict(r) for r in a.ike])
-
-
 @pytest.mark.parametrize("name", KEYED)
 def test_keyed_jobs2_same(name):
-    """With keys, the child decodes and opens every frame and this process replays what
-    it recorded: the same tables, key report and per-SA crypto state as one process."""
+    """With keys, the child classifies, opens the ESP packets and decodes the rest with the
+    keyed decoder, and this process applies what it sent: the same tables, key report and
+    per-SA crypto state as one process."""
     path, keys = _keyed(name)
     two, one = keyed_result([path], keys, 2), keyed_result([path], keys, 1)
     assert two == one

@@ -65,8 +65,12 @@ class KeyTable:
             self._merge()
 
     def put_many(self, k1: np.ndarray, k2: np.ndarray, values: np.ndarray) -> None:
-        """:meth:`put` for arrays of keys and values."""
-        self._new.update(zip(zip(k1.tolist(), k2.tolist()), values.tolist()))
+        """:meth:`put` for arrays of keys and values (distinct), inserted at once.  (Through
+        the dict of keys put one at a time, 313k flows took 1.3 s, most of it sorting and
+        unpacking tuples; at once, 0.2 s.)"""
+        if self._new:
+            self._merge()
+        self._add(k1.astype(np.int64), k2.astype(np.uint64), values.astype(np.int64))
 
     def _insert(self, k1: np.ndarray, k2: np.ndarray, val: np.ndarray) -> None:
         """Put keys (distinct, not in the table, the table big enough) each in the first
@@ -86,12 +90,16 @@ class KeyTable:
             k1, k2, val, h = k1[left], k2[left], val[left], (h[left] + 1) & mask
 
     def _merge(self) -> None:
-        new = sorted(self._new.items())
+        """Insert the keys put one at a time."""
+        new, n = self._new, len(self._new)
         self._new = {}
-        k1 = np.array([k[0] for k, v in new], dtype=np.int64)
-        k2 = np.array([k[1] for k, v in new], dtype=np.uint64)
-        val = np.array([v for k, v in new], dtype=np.int64)
-        self._count += len(new)
+        self._add(np.fromiter((k[0] for k in new), dtype=np.int64, count=n),
+                  np.fromiter((k[1] for k in new), dtype=np.uint64, count=n),
+                  np.fromiter(new.values(), dtype=np.int64, count=n))
+
+    def _add(self, k1: np.ndarray, k2: np.ndarray, val: np.ndarray) -> None:
+        """Insert keys (distinct, not in the table), growing it first if they need room."""
+        self._count += len(k1)
         size = len(self._k1)
         if self._sparse * self._count > size:  # grow: rebuild with all the keys
             used = self._k1 >= 0

@@ -551,6 +551,10 @@ class KeyedDecoder(Decoder):
             return cat
         udp = proto == IPPROTO_UDP
         q = p + 8 if udp else p
+        if udp:  # RFC 3948 2.1: the ESP packet is the UDP payload (as Decoder.transport cuts it)
+            ulen = _ports_len(buf, p)[2]
+            if ulen >= 8 and p + ulen < end:
+                end = p + ulen
         spi, seq = _espu(buf, q)
         res = self.crypto.esp(spi, addrs, seq, bytes(buf[q:end]))
         if res is None:

@@ -529,7 +529,7 @@ class FastDecrypt:
         kind = np.where(esp, _ESP, np.where(copy, _COPY, np.where(ah, _AH, np.where(ah_esp, _AH_ESP, _DECODER))))
         # the ESP: after IPv4, after UDP for ESP in UDP, after AH; its SPI and sequence number (AH's for AH)
         p_from = offs + 34 + np.where(udp, 8, 0) + ah_len * ah_esp
-        p_to = offs + 34 + c.avail  # as the keyed decoder: to the end of the IP datagram, even in UDP
+        p_to = offs + 34 + np.where(udp, c.uend, c.avail)  # as the keyed decoder: in UDP, its length
         ah_spis, ah_seqs = _be32(rows, 38), _be32(rows, 42)
         spis = np.where(udp, _be32(rows, 42), np.where(ah, ah_spis, _be32(rows, 34)))
         seqs = np.where(udp, _be32(rows, 46), np.where(ah, ah_seqs, _be32(rows, 38)))

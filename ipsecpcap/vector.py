@@ -684,11 +684,10 @@ class KeyedClassifier(Classifier):
         crypto_esp = self.crypto.esp
         o_pos, o_offs, o_caps, o_ts, o_frames = (other.tolist(), offs[other].tolist(), caps[other].tolist(),
                                                  ts[other].tolist(), frames[other].tolist())
-        # an ESP frame: where its ESP starts, where its IP datagram ends (up to there the
-        # keyed decoder opens it: not the UDP length), where its IP header and the frame end
+        # an ESP frame: where its ESP starts and ends, where its IP header and the frame end
         e_offs = offs[i_esp]
         e_start = (e_offs + esp[4]).tolist()
-        e_end = (e_offs + 34 + c.avail[i_esp]).tolist()
+        e_end = (e_offs + esp[5]).tolist()
         e_ip = (e_offs + 14).tolist()
         e_frame_end = (e_offs + caps[i_esp]).tolist()
         e_addrs = _addrs(rows, i_esp)

@@ -251,6 +251,24 @@ def build(rounds: int = 3):
     return frames, keys, common, fail
 
 
+SA_SHORT_UDP = 0x8001
+
+
+def short_udp_frames(t: float, n: int = 6) -> tuple[list, str, list]:
+    """ESP in UDP 4500 whose UDP length ends the datagram 4 bytes before its IP datagram
+    does: the ESP packet is the UDP payload (RFC 3948 2.1), not what follows it.  (``n``
+    frames from time ``t`` on, the SA's esp_sa line, the inner packets.)"""
+    gcm = Gcm(8)
+    src, dst = "10.0.8.1", "10.0.8.2"
+    frames, inners = [], []
+    for seq in range(1, n + 1):
+        inner = inner_udp(40 + seq)
+        esp = gcm.seal(SA_SHORT_UDP, seq, trailer(inner, 4, 4))
+        frames.append((round(t + seq * 0.001, 6), eth(ipv4(src, dst, 17, udp(4500, 4500, esp) + b"\xde\xad\xbe\xef"))))
+        inners.append(inner)
+    return frames, gcm.esp_sa(src, dst, SA_SHORT_UDP), inners
+
+
 def write_pcap(path, frames, nanosecond: bool = False):
     with open(path, "wb") as f:
         f.write(struct.pack("<IHHiIII", 0xA1B23C4D if nanosecond else 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
@@ -317,6 +335,22 @@ def test_inline_decrypts_as_frame_by_frame(capture, tmp_path, monkeypatch, sourc
     assert fast[1] == slow[1]
     assert fast[2] == slow[2]
     assert fast[0] == slow[0]
+
+
+@pytest.mark.parametrize("few", [1, None])
+def test_esp_in_udp_ends_with_the_udp_length(tmp_path, monkeypatch, few):
+    """Bytes after the UDP datagram (inside the IP datagram) are not ESP: the packets open,
+    inline and frame by frame.  (Both opened up to the end of the IP datagram before, and
+    every packet failed its tag.)"""
+    frames, key, inners = short_udp_frames(1_700_000_000.0)
+    write_pcap(tmp_path / "s.pcap", frames)
+    (tmp_path / "esp_sa").write_text(key + "\n")
+    fast = decrypt(tmp_path / "s.pcap", tmp_path / "esp_sa", tmp_path / "fast.pcap", "vector", monkeypatch, few=few)
+    slow = decrypt(tmp_path / "s.pcap", tmp_path / "esp_sa", tmp_path / "slow.pcap", "packet", monkeypatch)
+    assert fast == slow
+    (state,) = slow[2]
+    assert state[2:4] == (6, 0)  # decrypted, integrity failures
+    assert all(inner in slow[0] for inner in inners)
 
 
 def test_inline_output_is_what_was_sealed(capture, tmp_path, monkeypatch):

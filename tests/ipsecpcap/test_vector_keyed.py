@@ -26,7 +26,8 @@ try:
 except ImportError:  # pragma: no cover - depends on how pytest was started
     from tests.reference import all_captures
 
-from test_decrypt_inline import Gcm, build, eth, inner_udp, ipv4, tcp, trailer, udp, write_pcap
+from test_decrypt_inline import (SA_SHORT_UDP, Gcm, build, eth, ipv4, short_udp_frames, tcp, trailer, udp,
+                                 write_pcap)
 from test_vector import GENERATOR, tables
 
 
@@ -75,28 +76,22 @@ def test_every_fixture_with_keys_same(tiny, monkeypatch):
     assert opened > 2000  # the comparison means something: packets were opened (2646)
 
 
-SA_SHORT_UDP, SA_INNER = 0x8001, 0x9001
+SA_INNER = 0x9001
 
 
 def more_frames(t: float) -> tuple[list, list[str]]:
     """Frames from time ``t`` on for the edges of the keyed bulk path, and their SAs' esp_sa
-    lines.  ESP in UDP 4500 whose UDP length ends the datagram 4 bytes before its IP
-    datagram ends: the keyed decoder opens up to the end of the IP datagram (so the packet
-    fails), and so must the bulk path.  In a tunnel: TCP with TFC padding after it (RFC
-    4303 2.7: the IP length, not the payload's, is the flow's), the same flow in clear
-    before and after, TCP cut short (the header without its flags; or the packet shorter
-    than its IP length), UDP on 4500 (NAT-T inside) and an ICMP error quoting a flow of
-    the tunnel."""
-    short, gcm = Gcm(8), Gcm(9)
-    frames = []
+    lines.  ESP in UDP 4500 followed by bytes that are not UDP (``short_udp_frames``: the
+    packets open).  In a tunnel: TCP with TFC padding after it (RFC 4303 2.7: the IP length,
+    not the payload's, is the flow's), the same flow in clear before and after, TCP cut
+    short (the header without its flags; or the packet shorter than its IP length), UDP on
+    4500 (NAT-T inside) and an ICMP error quoting a flow of the tunnel."""
+    frames, short_key, _ = short_udp_frames(t)
+    gcm = Gcm(9)
 
     def add(frame):
         frames.append((round(t + 0.001 * (len(frames) + 1), 6), frame))
 
-    src, dst = "10.0.8.1", "10.0.8.2"
-    for seq in range(1, 4):
-        esp = short.seal(SA_SHORT_UDP, seq, trailer(inner_udp(40 + seq), 4, 4))
-        add(eth(ipv4(src, dst, 17, udp(4500, 4500, esp) + b"\xde\xad\xbe\xef")))
     a, b = "192.168.9.1", "192.168.9.2"
     seq = iter(range(1, 100))
 
@@ -120,7 +115,7 @@ def more_frames(t: float) -> tuple[list, list[str]]:
     tunnel(quoted)
     tunnel(ipv4(b, a, 1, struct.pack("!BBHI", 3, 3, 0, 0) + quoted[:28]))
     tunnel(quoted)
-    return frames, [short.esp_sa(src, dst, SA_SHORT_UDP), gcm.esp_sa("10.0.9.1", "10.0.9.2", SA_INNER)]
+    return frames, [short_key, gcm.esp_sa("10.0.9.1", "10.0.9.2", SA_INNER)]
 
 
 @pytest.fixture(scope="module")
@@ -143,6 +138,8 @@ def test_synthetic_every_way_out_same(synthetic, tiny, monkeypatch):
     assert sum(s[0] for s in states) > 50
     assert sum(s[1] for s in states) >= fail["integrity_failure"] > 0
     assert pkt[4]  # a 32-bit counter wrapped: found by the keyed decoder either way
+    (short,) = [s for sa, s in pkt[2].items() if sa[1] == SA_SHORT_UDP]
+    assert short[:2] == (6, 0)  # ESP in UDP ends with the UDP datagram: every packet opened
 
 
 def test_synthetic_twice_shares_the_crypto_state(synthetic, monkeypatch):

@@ -124,7 +124,7 @@ def analysis_options(fn):
     fn = click.option("-q", "--quiet", is_flag=True, help="No progress bar on standard error.")(fn)
     fn = click.option("--jobs", "jobs", type=click.IntRange(min=1), default=1, show_default=True,
                       help="2: the fast engine reads (and, with keys, decrypts) and tracks in two processes "
-                           "side by side (the same result; about 1.3x on large captures). More gives nothing "
+                           "side by side (the same result; about 1.2-1.3x on large captures). More gives nothing "
                            "more; --engine tshark runs in one process.")(fn)
     fn = click.option("--engine", "engine", type=click.Choice(ENGINES), default="fast", show_default=True,
                       help="fast: our own decoder; tshark: the same analysis over tshark's dissection "

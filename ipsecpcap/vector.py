@@ -645,11 +645,11 @@ class KeyedClassifier(Classifier):
 
     The keys are tried, and SAs bound to them, in frame order as by the keyed decoder
     alone: the ESP packets and the decoder's frames are taken together, in frame order
-    (:meth:`_decode`).  What the opened packets carried is decoded by the keyed decoder
-    into calls at their frames' positions, and the flow keys those touch keep the same
-    flows out of the bulk groups (see :func:`group`), as for any decoded frame.
-    ``tests/ipsecpcap/test_vector.py`` compares it with the keyed decoder alone on every
-    capture published with keys."""
+    (:meth:`_decode`).  What an opened packet carried joins the block's flow frames when
+    it is IPv4 TCP or UDP in tunnel mode; anything else is decoded by the keyed decoder
+    into calls at its frame's position, and the flow keys those touch keep the same flows
+    out of the bulk groups (see :func:`group`), as for any decoded frame.
+    ``tests/ipsecpcap/test_vector_keyed.py`` compares it with the keyed decoder alone."""
 
     def __init__(self, crypto, batch: int | None = None, hand_over: int = 0):
         # half the frames per batch: what ESP carried makes about as many flow frames again

@@ -321,30 +321,28 @@ def flow_table(tr: Tracker) -> list[FlowRow]:
         ub, binv = np.unique(bits[tcp], return_inverse=True)
         state[tcp] = np.array([tcp_state(b) for b in ub.tolist()], dtype=object)[binv]
     udp = proto == 17
-    if udp.any():
-        state[udp] = np.where(bits[udp] & ICMP_ERROR_REV != 0, "rejected",
-                              np.where(pk_rev[udp] != 0, "accepted", "unanswered")).astype(object)
+    if udp.any():  # (once per set of bits and whether anything came back)
+        uk, kinv = np.unique(bits[udp] << 1 | (pk_rev[udp] != 0), return_inverse=True)
+        state[udp] = np.array([udp_state(k >> 1, k & 1) for k in uk.tolist()], dtype=object)[kinv]
     captures = tr.captures
     cap_names = np.array(captures, dtype=object)[col["first_cap"]]
     by_name = {c: r for r, c in enumerate(sorted(set(captures)))}
     cap_rank = np.array([by_name[c] for c in captures], dtype=np.int64)[col["first_cap"]]
     first_frame = col["first_frame"]
     order = np.lexsort((first_frame, cap_rank))
-    tie = np.flatnonzero((np.diff(cap_rank[order]) == 0) & (np.diff(first_frame[order]) == 0))
-    if len(tie):  # flows that began in one frame: by the rest of the key, as before
+    # runs of flows that began in one frame of one capture name: by the rest of the key
+    r, f = cap_rank[order], first_frame[order]
+    starts = np.flatnonzero(np.concatenate(([True], (r[1:] != r[:-1]) | (f[1:] != f[:-1]))))
+    ends = np.append(starts[1:], n)
+    tied = ends - starts > 1
+    if tied.any():
         order = order.tolist()
         sport, dport = col["sport"], col["dport"]
 
         def key(i):
             return pname[i], src[i], int(sport[i]), dst[i], int(dport[i])
-        start = prev = None
-        for t in tie.tolist() + [None]:
-            if t is not None and prev is not None and t == prev + 1:
-                prev = t
-                continue
-            if start is not None:
-                order[start:prev + 2] = sorted(order[start:prev + 2], key=key)
-            start = prev = t
+        for s, e in zip(starts[tied].tolist(), ends[tied].tolist()):
+            order[s:e] = sorted(order[s:e], key=key)
         order = np.array(order, dtype=np.int64)
     pk_fwd, by_fwd, by_rev = col["pk_fwd"], col["by_fwd"], col["by_rev"]
     columns = (pname, src, col["sport"], dst, col["dport"], pk_fwd + pk_rev, by_fwd + by_rev, pk_fwd, pk_rev,

@@ -449,13 +449,14 @@ class Classifier:
                 old = samples.get(k)
                 if old is None or old[0] > base + f:
                     samples[k] = (base + f, data[p:q])
+        parts = []  # the flow frames: (frame indices, proto, address pair, ports, IP length, flags, SPI)
         if flow:
             i, pr, sp, dp, flags, prot = _in_frame_order(flow)
-            flow = [(i, pr, a64[i], sp, dp, tot[i], flags, prot)]
+            parts.append((i, pr, a64[i], sp, dp, tot[i], flags, prot))
         if inner is not None:  # (KeyedClassifier: what ESP carried)
-            flow.append(inner)
-        if flow:
-            i, pr, addr, sp, dp, iplen, flags, prot = _in_frame_order(flow)
+            parts.append(inner)
+        if parts:
+            i, pr, addr, sp, dp, iplen, flags, prot = _in_frame_order(parts)
             self._flow.append((i + base, pr, addr, sp, dp, iplen, flags, ts[i], frames[i], prot))
 
     def _decode(self, other, esp, c, rows, offs, caps, ts, frames, data, base) -> tuple | None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import ipaddress
 from itertools import chain
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from .crypto.ah import ah_icv_ok
 from .crypto.esp import EspCipher, EspOpened
@@ -69,6 +69,11 @@ class SaState:
     failures_by_kind: dict[str, int] = field(default_factory=dict)
 
 
+# the fields of an SaState that are plain data, as SaCrypto.export_state hands them to another
+# process (the key goes by its index, the cipher is made again there)
+_PLAIN = tuple(f.name for f in fields(SaState) if f.name not in ("key", "cipher"))
+
+
 class SaCrypto:
     """Binds SAs to keys and opens their packets.  See the module docstring."""
 
@@ -97,11 +102,12 @@ class SaCrypto:
         index in ``keys``: what the classifier process of ``--jobs 2`` hands back, for
         :meth:`adopt_state` of the object it was forked from."""
         index = {id(k): i for i, k in enumerate(self.keys)}
-        states = {sa: {"key": None if st.key is None else index[id(st.key)], "cipher": st.cipher is not None,
-                       "tries": st.tries, "decrypted": st.decrypted, "integrity_failures": st.integrity_failures,
-                       "other_failures": st.other_failures, "esn": st.esn, "seq_hi": st.seq_hi,
-                       "last_seq": st.last_seq, "failures_by_kind": dict(st.failures_by_kind)}
-                  for sa, st in self.states.items()}
+        states = {}
+        for sa, st in self.states.items():
+            plain = {name: getattr(st, name) for name in _PLAIN}
+            plain["failures_by_kind"] = dict(st.failures_by_kind)  # (a copy: not shared with the adopter)
+            states[sa] = {"key": None if st.key is None else index[id(st.key)], "cipher": st.cipher is not None,
+                          **plain}
         return {"states": states, "bound": {index[k]: set(sas) for k, sas in self.bound.items()},
                 "ciphers": {index[k]: c is not None for k, c in self._ciphers.items()},
                 "wraps": self.wraps, "problems": list(self.problems)}
@@ -117,10 +123,7 @@ class SaCrypto:
         for sa, st in state["states"].items():
             key = None if st["key"] is None else keys[st["key"]]
             cipher = self._ciphers.get(id(key)) if st["cipher"] else None
-            self.states[sa] = SaState(key=key, cipher=cipher, tries=st["tries"], decrypted=st["decrypted"],
-                                      integrity_failures=st["integrity_failures"],
-                                      other_failures=st["other_failures"], esn=st["esn"], seq_hi=st["seq_hi"],
-                                      last_seq=st["last_seq"], failures_by_kind=st["failures_by_kind"])
+            self.states[sa] = SaState(key=key, cipher=cipher, **{name: st[name] for name in _PLAIN})
         self.bound = {id(keys[i]): sas for i, sas in state["bound"].items()}
         self.wraps = state["wraps"]
         self.problems = list(state["problems"])

@@ -294,11 +294,7 @@ def flow_table(tr: Tracker) -> list[FlowRow]:
     n = len(fl)
     if not n:
         return []
-    col = {name: np.frombuffer(getattr(fl, name), dtype=dt) for name, dt in (
-        ("proto", np.uint8), ("sport", np.uint32), ("dport", np.uint32), ("addr", np.uint64),
-        ("pk_fwd", np.int64), ("pk_rev", np.int64), ("by_fwd", np.int64), ("by_rev", np.int64),
-        ("first_ts", np.float64), ("last_ts", np.float64), ("first_frame", np.int64), ("last_frame", np.int64),
-        ("tcp", np.int64), ("first_cap", np.int64))}
+    col = {name: fl.column(name) for name in fl.KEYS + fl.INTS + fl.FLOATS}
     proto = col["proto"].astype(np.int64)
     # the ends' text: IPv4 from the address pair, once per address; the other flows' own
     addr = col["addr"]

@@ -237,14 +237,17 @@ class Flows:
         out["protected"] = self.protected[i]
         return out
 
+    def column(self, name: str) -> np.ndarray:
+        """A numpy view of one column (``KEYS``, ``INTS``, ``FLOATS``), of its array's own
+        type.  While a view lives, no flow can be added (an ``array.array`` that exports its
+        buffer cannot grow): drop it before."""
+        values = getattr(self, name)
+        return np.frombuffer(values, dtype=values.typecode)
+
     def views(self) -> tuple:
-        """numpy views of ``pk_fwd, pk_rev, by_fwd, by_rev, last_ts, last_frame, tcp``, to
-        update many rows at once.  While a view lives, no flow can be added (an
-        ``array.array`` that exports its buffer cannot grow): drop them before."""
-        i8, f8 = np.int64, np.float64
-        return (np.frombuffer(self.pk_fwd, i8), np.frombuffer(self.pk_rev, i8), np.frombuffer(self.by_fwd, i8),
-                np.frombuffer(self.by_rev, i8), np.frombuffer(self.last_ts, f8), np.frombuffer(self.last_frame, i8),
-                np.frombuffer(self.tcp, i8))
+        """:meth:`column` of ``pk_fwd, pk_rev, by_fwd, by_rev, last_ts, last_frame, tcp``, to
+        update many rows at once."""
+        return tuple(map(self.column, ("pk_fwd", "pk_rev", "by_fwd", "by_rev", "last_ts", "last_frame", "tcp")))
 
 
 class Tracker:

@@ -673,7 +673,7 @@ class KeyedClassifier(Classifier):
         frames' fields (frame indices, protocol, address pair, ports, IP length, TCP
         flags, SPI), or None; what else was opened goes through the keyed decoder."""
         if esp is None:
-            Classifier._decode(self, other, esp, c, rows, offs, caps, ts, frames, data, base)
+            super()._decode(other, esp, c, rows, offs, caps, ts, frames, data, base)
             return None
         i_esp, spi, seq = esp[0], esp[1], esp[2]
         n_other = len(other)
